@@ -1,0 +1,3 @@
+from mlconvert.cli import main
+
+main()
