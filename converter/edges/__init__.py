@@ -1,0 +1,46 @@
+"""One module per converter library; each declares its edges with `register_edge`.
+
+Module tops import only the standard library: the converter library is imported by
+the step function, when the step runs.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from mlconvert.graph import StepContext
+
+
+def load_input(src: Path, ctx: StepContext):
+    """The step's input model, loaded by its format module (pickles are scanned first)."""
+    from mlconvert import formats
+
+    return formats.get(ctx.source_format).load(src, trust=ctx.trust)
+
+
+def save_pickle(obj, dst: Path) -> None:
+    """Pickle protocol 5, or joblib when the target is named .joblib."""
+    if dst.name.endswith(".joblib"):
+        import joblib
+
+        joblib.dump(obj, dst)
+    else:
+        with open(dst, "wb") as fh:
+            pickle.dump(obj, fh, protocol=5)
+
+
+def n_features_of(model) -> int:
+    """How many input columns a fitted model takes."""
+    for attr in ("n_features_in_",):
+        if getattr(model, attr, None):
+            return int(getattr(model, attr))
+    if hasattr(model, "num_features"):  # xgboost.Booster
+        return int(model.num_features())
+    if hasattr(model, "num_feature"):  # lightgbm.Booster
+        return int(model.num_feature())
+    from mlconvert.errors import ConversionError
+
+    raise ConversionError(
+        f"{type(model).__name__} does not record how many features it takes",
+        hint="refit or re-save the model with a current library version",
+    )

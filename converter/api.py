@@ -1,0 +1,293 @@
+"""The Python API: convert, plan, inspect, verify, doctor. The CLI is a thin layer over it.
+
+Every function returns a report object and raises the typed errors of errors.py.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlconvert import __version__, formats, probe
+from mlconvert.errors import (ConversionError, InputError, MlconvertError, UnverifiedError, UntrustedInputError,
+                              UsageError, VerificationError)
+from mlconvert.graph import Edge, StepContext, all_edges
+from mlconvert.planner import Plan, find_plan
+from mlconvert.report import ConversionReport, InspectReport, StepRecord, sha256_of, size_of
+
+
+# --- identifying inputs and outputs ---
+
+
+def identify(path: Path, declared: str | None = None, trust: bool = False) -> tuple[formats.Format, dict]:
+    """(format, description) of an input; refuses untrusted pickles unless `trust`."""
+    path = Path(path)
+    fmt = formats.detect(path, declared)
+    try:
+        description = fmt.describe(path)
+    except MlconvertError:
+        raise
+    except Exception as exc:  # a describe() that did not expect this file: still exit 3, not a traceback
+        raise InputError(f"{path} could not be read as {fmt.title}: {exc}",
+                         hint="the file may be corrupt; `mlconvert inspect -v` shows details") from exc
+    untrusted = description.get("details", {}).get("untrusted") or []
+    if untrusted and not trust:
+        raise UntrustedInputError(
+            f"{path} would import {len(untrusted)} global(s) outside the allow-list when loaded: "
+            + ", ".join(untrusted),
+            hint="loading it runs code from the file; check where it came from, then pass --trust to load it anyway",
+            details={"untrusted": untrusted},
+        )
+    return fmt, description
+
+
+def target_format(dst: Path, declared: str | None) -> formats.Format:
+    if declared:
+        return formats.get(declared)
+    fmt = formats.by_extension(Path(dst))
+    if fmt is None:
+        raise UsageError(f"cannot tell the output format from {Path(dst).name!r}",
+                         hint="use a known extension (.onnx, .pkl, .json, .ubj, .txt, .cbm, ...) or pass --to FORMAT")
+    return fmt
+
+
+def plan(src, dst, *, from_format: str | None = None, to_format: str | None = None, via: str | None = None,
+         trust: bool = True) -> Plan:
+    """The plan `convert` would follow, without running it. Planning never loads the model."""
+    fmt, description = identify(Path(src), from_format, trust=trust)
+    target = target_format(Path(dst), to_format)
+    return find_plan(fmt.id, description["flavor"], target.id, via=via and formats.get(via).id)
+
+
+def inspect(path, *, from_format: str | None = None) -> InspectReport:
+    """What a file is, without running code from it."""
+    path = Path(path)
+    fmt, description = identify(path, from_format, trust=True)  # describing is static: nothing runs
+    return InspectReport(str(path), fmt.id, fmt.title, size_of(path), sha256_of(path), description)
+
+
+# --- running a plan ---
+
+
+def _tolerance(steps: list[Edge], atol: float | None, rtol: float | None) -> tuple[float, float, str]:
+    from mlconvert.verification import DEFAULT_ATOL, DEFAULT_RTOL
+
+    declared = [e for e in steps if e.tolerance]
+    a = max([DEFAULT_ATOL] + [e.tolerance.atol for e in declared])
+    r = max([DEFAULT_RTOL] + [e.tolerance.rtol for e in declared])
+    source = "; ".join(f"{e.name}: {e.tolerance.reason}" for e in declared) or "default"
+    if atol is not None or rtol is not None:
+        source = "--atol/--rtol" + (f" (other from {source})" if atol is None or rtol is None else "")
+    return (a if atol is None else atol), (r if rtol is None else rtol), source
+
+
+def _run_steps(plan: Plan, src: Path, dst: Path, workdir: Path, options: dict, trust: bool,
+               done: dict[tuple, Path], report: ConversionReport) -> Path:
+    """Run each step; outputs of a prefix already run in an earlier attempt are reused."""
+    current = src
+    for i, edge in enumerate(plan.steps):
+        key = tuple(e.name for e in plan.steps[: i + 1])
+        last = i == len(plan.steps) - 1
+        target_fmt = formats.get(edge.target)
+        ext = "".join(dst.suffixes[-1:]) if last else (target_fmt.extensions[0] if target_fmt.extensions else "")
+        out = workdir / (dst.name if last else f"step{i + 1}-{edge.name}{ext}")
+        record = StepRecord(edge.name, edge.source, edge.target, edge.library, probe.dist_version(edge.library),
+                            edge.fidelity)
+        if key in done and not last:
+            record.status = "reused"
+            report.steps.append(record)
+            current = done[key]
+            continue
+        ctx = StepContext(source_format=edge.source, options=options, workdir=workdir,
+                          trust=trust or current != src)
+        started = time.perf_counter()
+        try:
+            edge.function()(current, out, ctx)
+        except (InputError, UntrustedInputError, UsageError):
+            raise
+        except ConversionError as exc:
+            record.status, record.error = "failed", exc.message
+        except Exception as exc:  # a converter library's own failure: the step failed, not mlconvert
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            record.status, record.error = "failed", f"{type(exc).__name__}: {first}"
+        record.seconds = round(time.perf_counter() - started, 3)
+        if record.status == "failed":
+            report.failed_steps.append(record)
+            raise _StepFailed(edge, record.error)
+        if not out.exists():
+            record.status, record.error = "failed", "the step wrote no output"
+            report.failed_steps.append(record)
+            raise _StepFailed(edge, record.error)
+        report.steps.append(record)
+        done[key] = out
+        current = out
+    return current
+
+
+class _StepFailed(Exception):
+    def __init__(self, edge: Edge, message: str):
+        super().__init__(message)
+        self.edge, self.message = edge, message
+
+
+def predictor(path: Path, format_id: str, trust: bool):
+    """A runnable view of a model file, for verification."""
+    from mlconvert.predict import OnnxPredictor, predictor_for
+
+    if format_id == "onnx":
+        return OnnxPredictor(path)
+    return predictor_for(formats.get(format_id).load(path, trust=trust))
+
+
+def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge], trust: bool,
+            sample, atol, rtol):
+    from mlconvert import verification
+
+    a, r, source = _tolerance(steps, atol, rtol)
+    source_model = predictor(src, src_fmt, trust)
+    try:
+        target_model = predictor(out, out_fmt, True)
+    except InputError as exc:
+        raise ConversionError(f"the converted model does not load: {exc.message}",
+                              hint="this is a converter bug; please report it with the input file") from exc
+    if sample:
+        X = verification.load_sample(Path(sample), source_model.n_features, source_model.feature_names)
+        how = f"sample {Path(sample).name}"
+    else:
+        X, how = verification.synthetic_inputs(source_model)
+    try:
+        return verification.run(source_model, target_model, X, how, a, r, source)
+    except MlconvertError:
+        raise
+    except Exception as exc:
+        raise ConversionError(f"running the models on the inputs failed: {type(exc).__name__}: {exc}",
+                              hint="pass --sample FILE with rows the model accepts") from exc
+
+
+def convert(
+    src,
+    dst,
+    *,
+    from_format: str | None = None,
+    to_format: str | None = None,
+    via: str | None = None,
+    trust: bool = False,
+    verify: bool = True,
+    sample=None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    keep_on_mismatch: bool = False,
+    strict: bool = False,
+    double: bool = False,
+    opset: int | None = None,
+) -> ConversionReport:
+    """Convert `src` to `dst` along the cheapest working path, verify, and write atomically.
+
+    Raises the typed errors of mlconvert.errors; on any failure `dst` is left as it was.
+    """
+    started = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    src_fmt, description = identify(src, from_format, trust=trust)
+    dst_fmt = target_format(dst, to_format)
+    if dst.exists() and src.resolve() == dst.resolve():
+        raise UsageError("the output is the input file", hint="choose another output path")
+    if dst.is_dir() and not dst_fmt.directory:
+        raise UsageError(f"{dst} is a directory", hint="give the output file's name")
+    via_id = via and formats.get(via).id
+    report = ConversionReport(
+        source={"path": str(src), "format": src_fmt.id, "flavor": description["flavor"],
+                "sha256": sha256_of(src), "producer": description.get("producer"),
+                "producer_version": description.get("producer_version")},
+        target={"path": str(dst), "format": dst_fmt.id},
+    )
+    options = {"double": double, "opset": opset}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=".mlconvert-", dir=dst.parent))
+    try:
+        failed: dict[str, str] = {}
+        done: dict[tuple, Path] = {}
+        while True:
+            try:
+                chosen = find_plan(src_fmt.id, description["flavor"], dst_fmt.id, via=via_id, failed=failed)
+            except MlconvertError as exc:
+                if not failed:
+                    raise
+                reasons = "; ".join(f"{name}: {msg}" for name, msg in failed.items())
+                raise ConversionError(f"every conversion path failed ({reasons})",
+                                      hint="run with -v for details; `mlconvert plan --explain` lists the edges",
+                                      details={"failed": failed}) from exc
+            report.steps = []
+            try:
+                out = _run_steps(chosen, src, dst, workdir, options, trust, done, report)
+                break
+            except _StepFailed as exc:
+                failed[exc.edge.name] = exc.message
+        if verify:
+            result = _verify(src, src_fmt.id, out, dst_fmt.id, chosen.steps, trust, sample, atol, rtol)
+            report.verification = result.to_dict()
+        else:
+            report.verification = {"status": "unverified", "reason": "--no-verify"}
+        status = report.verification["status"]
+        if status == "mismatch" and not keep_on_mismatch:
+            raise VerificationError(
+                f"the converted model disagrees with the source: {report.verification['reason']}",
+                hint="nothing was written; --atol/--rtol loosen the tolerance, --keep-on-mismatch writes it anyway",
+                details={"report": report.to_dict()})
+        if status == "unverified" and strict and verify:
+            raise UnverifiedError(f"the result could not be verified: {report.verification['reason']}",
+                                  hint="drop --strict to accept an unverified result",
+                                  details={"report": report.to_dict()})
+        from mlconvert import provenance
+
+        provenance.stamp(out, dst_fmt.id, report, __version__)
+        os.replace(out, dst)
+        report.written = True
+        report.target["sha256"] = sha256_of(dst)
+        report.seconds = time.perf_counter() - started
+        if status == "mismatch":
+            raise VerificationError(
+                f"the converted model disagrees with the source: {report.verification['reason']}",
+                hint=f"written anyway to {dst} (--keep-on-mismatch)", details={"report": report.to_dict()})
+        return report
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,
+           trust: bool = False, from_format: str | None = None):
+    """Re-check a converted artifact against its source: the gate a CI pipeline needs."""
+    src_fmt, _ = identify(Path(source), from_format, trust=trust)
+    out_fmt, _ = identify(Path(converted), None, trust=trust)
+    result = _verify(Path(source), src_fmt.id, Path(converted), out_fmt.id, [], trust, sample, atol, rtol)
+    if result.status == "mismatch":
+        raise VerificationError(f"{converted} disagrees with {source}: {result.reason}",
+                                details={"verification": result.to_dict()})
+    return result
+
+
+# --- the environment ---
+
+
+def java() -> dict:
+    path = probe.which("java")
+    return {"path": path, "found": bool(path)}
+
+
+def doctor() -> dict:
+    edges = []
+    for edge in all_edges():
+        reason = edge.unavailable_reason()
+        edges.append({"edge": edge.name, "from": edge.source, "to": edge.target, "library": edge.library,
+                      "usable": reason is None, "reason": reason or ""})
+    return {
+        "mlconvert": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "libraries": probe.library_versions(),
+        "java": java(),
+        "edges": edges,
+    }

@@ -1,0 +1,357 @@
+"""The command line: a thin layer over mlconvert.api.
+
+Human output goes to stderr through one rich Console; `--json` data goes to stdout.
+Only this module prints and exits. Importing it imports no ML library.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mlconvert import __version__
+from mlconvert.errors import EXIT_CODES, MlconvertError
+
+COMMANDS = ("convert", "plan", "formats", "inspect", "doctor", "verify")
+
+EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
+    "\n\n\bmlconvert IN OUT is short for mlconvert convert IN OUT; a file named like a"
+    "\ncommand is written ./plan."
+)
+
+_console = None
+
+
+def console():
+    """The one Console for human output (stderr)."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True, highlight=False, soft_wrap=False)
+    return _console
+
+
+# --- options, each defined once ---
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No human output; only the exit code (and --json).")
+from_option = click.option("--from", "from_format", metavar="FORMAT", help="Input format (default: detected from content).")
+to_option = click.option("--to", "to_format", metavar="FORMAT", help="Output format (default: from the extension).")
+via_option = click.option("--via", metavar="FORMAT", help="Force an intermediate format.")
+trust_option = click.option("--trust", is_flag=True, help="Load pickles that import code outside the allow-list (runs code from the file).")
+sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), help="Inputs for verification (.npy or .csv).")
+atol_option = click.option("--atol", type=float, help="Absolute tolerance (default 1e-5, or what the edge declares).")
+rtol_option = click.option("--rtol", type=float, help="Relative tolerance (default 1e-5, or what the edge declares).")
+
+
+def _stack(*decorators):
+    def apply(func):
+        for deco in reversed(decorators):
+            func = deco(func)
+        return func
+
+    return apply
+
+
+common = _stack(json_option, quiet_option, verbose_option)
+
+
+class DefaultGroup(click.Group):
+    """`mlconvert IN OUT` runs `convert`; subcommand names win, so a file named `plan` is ./plan."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["convert", *args]
+        return super().parse_args(ctx, args)
+
+
+def _print_version(ctx, _param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from mlconvert import probe
+
+    click.echo(f"mlconvert {__version__}")
+    for name, version in probe.library_versions().items():
+        click.echo(f"  {name:<16} {version or '-'}")
+    ctx.exit(0)
+
+
+@click.group(cls=DefaultGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show mlconvert's version and the converter libraries it finds.")
+def cli():
+    """Convert trained ML models between formats, verified.
+
+    \b
+      mlconvert model.pkl model.onnx        convert (and verify)
+      mlconvert plan model.pkl model.onnx   show the path without running it
+      mlconvert inspect model.ubj           what is inside, without running code
+    """
+
+
+# --- rendering ---
+
+
+def _emit(as_json: bool, data: dict) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def _fmt_num(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _render_verification(v: dict) -> str:
+    if v["status"] != "verified" and not v.get("outputs"):
+        return f"[yellow]{v['status']}[/] ({v.get('reason', '')})"
+    parts = []
+    for o in v.get("outputs", []):
+        if o["name"] == "label":
+            ties = f", {o['ties']} ties" if o.get("ties") else ""
+            parts.append(f"labels agree {o.get('agreement', 0) * 100:.1f}%{ties}")
+        else:
+            parts.append(f"{o['name']} max abs {_fmt_num(o.get('max_abs'))}, max rel {_fmt_num(o.get('max_rel'))}")
+    colour = {"verified": "green", "mismatch": "red"}.get(v["status"], "yellow")
+    return (f"[{colour}]{v['status']}[/] on {v['rows']} rows, {v['inputs']}\n           " + "; ".join(parts)
+            + f"\n           atol {v['atol']:g}, rtol {v['rtol']:g} ({v['tolerance_source']})"
+            + (f"\n           [red]{v['reason']}[/]" if v.get("reason") else ""))
+
+
+def _render_conversion(report: dict) -> None:
+    c = console()
+    src, dst = report["source"], report["target"]
+    producer = f" · {src['producer']} {src.get('producer_version') or ''}".rstrip() if src.get("producer") else ""
+    c.print(f"[bold]{src['path']}[/] → [bold]{dst['path']}[/]")
+    c.print(f"  input    {src['format']} ({src['flavor']}){producer}")
+    for rec in report.get("failed_steps", []):
+        c.print(f"  [red]failed[/]   {rec['edge']} ({rec['source']} → {rec['target']}): {rec['error']} — re-planned")
+    for i, rec in enumerate(report["plan"], 1):
+        c.print(f"  step {i}   {rec['edge']} [dim]({rec['library']} {rec['version'] or '?'})[/] "
+                f"{rec['source']} → {rec['target']}  {rec['seconds']:.2f} s  [dim]{rec['fidelity']}[/]")
+    if report.get("verification"):
+        c.print(f"  verify   {_render_verification(report['verification'])}")
+    if report.get("written"):
+        c.print(f"  [green]wrote[/]    {dst['path']}")
+
+
+def _render_plan(plan: dict, explain: bool) -> None:
+    c = console()
+    src = plan["source"]
+    c.print(f"plan: {src['format']} ({src['flavor']}) → {plan['target']}, {len(plan['steps'])} step(s)")
+    for i, s in enumerate(plan["steps"], 1):
+        c.print(f"  {i}. {s['edge']} ({s['library']}): {s['from']} → {s['to']}  [dim]{s['fidelity']}[/]")
+    if explain:
+        from rich.table import Table
+
+        table = Table(title="edges", show_lines=False)
+        for col in ("edge", "from → to", "status", "why"):
+            table.add_column(col)
+        for e in plan["edges"]:
+            colour = {"used": "green", "usable": "cyan", "rejected": "red"}[e["status"]]
+            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{colour}]{e['status']}[/]", e["reason"])
+        c.print(table)
+
+
+# --- commands ---
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@_stack(from_option, to_option, via_option, trust_option, sample_option, atol_option, rtol_option)
+@click.option("--no-verify", is_flag=True, help="Skip verification (the report says unverified).")
+@click.option("--keep-on-mismatch", is_flag=True, help="Write the output even when verification fails (still exits 6).")
+@click.option("--strict", is_flag=True, help="Exit 8 when the result cannot be verified.")
+@click.option("--double", is_flag=True, help="Keep float64 inputs and thresholds where the converter can (skl2onnx).")
+@click.option("--opset", type=int, help="Target ONNX opset.")
+@common
+def convert(src, dst, from_format, to_format, via, trust, sample, atol, rtol, no_verify, keep_on_mismatch, strict,
+            double, opset, as_json, quiet, verbose):
+    """Convert SRC to DST along the cheapest working path, then verify."""
+    from mlconvert import api
+
+    try:
+        report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
+                             verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
+                             keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset)
+    except MlconvertError as exc:
+        partial = exc.details.get("report")
+        if partial and not quiet:
+            _render_conversion(partial)
+        raise
+    if not quiet:
+        _render_conversion(report.to_dict())
+    _emit(as_json, report.to_dict())
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@_stack(from_option, to_option, via_option)
+@click.option("--explain", is_flag=True, help="List every edge: used, usable, or rejected and why.")
+@common
+def plan(src, dst, from_format, to_format, via, explain, as_json, quiet, verbose):
+    """Show the path SRC → DST would take, without running it."""
+    from mlconvert import api
+
+    try:
+        chosen = api.plan(src, dst, from_format=from_format, to_format=to_format, via=via)
+    except MlconvertError as exc:
+        if exc.details.get("plan") and not quiet:
+            _render_plan(exc.details["plan"], explain=True)
+        raise
+    if not quiet:
+        _render_plan(chosen.to_dict(), explain)
+    _emit(as_json, chosen.to_dict())
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@from_option
+@common
+def inspect(path, from_format, as_json, quiet, verbose):
+    """What a model file is, without running code from it."""
+    from mlconvert import api
+
+    report = api.inspect(path, from_format=from_format).to_dict()
+    if not quiet:
+        c = console()
+        c.print(f"[bold]{report['path']}[/]  {report['title']} ({report['format']}), {report['size']:,} bytes")
+        c.print(f"  sha256     {report['sha256']}")
+        for key in ("flavor", "kind", "producer", "producer_version", "n_features", "n_classes"):
+            if report.get(key) is not None:
+                c.print(f"  {key:<10} {report[key]}")
+        for io in ("inputs", "outputs"):
+            for item in report.get(io) or []:
+                c.print(f"  {io[:-1]:<10} {item.get('name')}  {item.get('dtype', '')} {item.get('shape', '')}")
+        for key, value in (report.get("details") or {}).items():
+            if value not in (None, [], {}, ""):
+                text = value if isinstance(value, str) else json.dumps(value, default=str)
+                c.print(f"  [dim]{key:<10}[/] {text[:200]}")
+        for w in report.get("warnings") or []:
+            c.print(f"  [yellow]warning[/]    {w}")
+    _emit(as_json, report)
+
+
+@cli.command()
+@common
+def formats(as_json, quiet, verbose):
+    """List formats and edges, and which are available here."""
+    from mlconvert import formats as registry
+    from mlconvert.graph import all_edges
+
+    fmts = [{"id": f.id, "title": f.title, "extensions": list(f.extensions) or ["(directory)"],
+             "family": f.family, "notes": f.notes} for f in registry.all_formats()]
+    edges = [{"edge": e.name, "from": e.source, "to": e.target, "library": e.library, "flavors": sorted(e.flavors),
+              "fidelity": e.fidelity, "available": e.unavailable_reason() is None,
+              "reason": e.unavailable_reason() or ""} for e in all_edges()]
+    if not quiet:
+        from rich.table import Table
+
+        t = Table(title="formats")
+        for col in ("id", "title", "extensions"):
+            t.add_column(col)
+        for f in fmts:
+            t.add_row(f["id"], f["title"], " ".join(f["extensions"]))
+        console().print(t)
+        t = Table(title="edges")
+        for col in ("edge", "from → to", "accepts", "here"):
+            t.add_column(col)
+        for e in edges:
+            here = "[green]available[/]" if e["available"] else f"[red]no[/]: {e['reason']}"
+            t.add_row(e["edge"], f"{e['from']} → {e['to']}", ", ".join(e["flavors"]), here)
+        console().print(t)
+    _emit(as_json, {"formats": fmts, "edges": edges})
+
+
+@cli.command()
+@common
+def doctor(as_json, quiet, verbose):
+    """Installed converter libraries, Java, and which edges are usable."""
+    from mlconvert import api
+
+    info = api.doctor()
+    if not quiet:
+        c = console()
+        c.print(f"mlconvert {info['mlconvert']} on Python {info['python']} ({info['platform']})")
+        for name, version in info["libraries"].items():
+            c.print(f"  {name:<16} {version or '[dim]not installed[/]'}")
+        c.print(f"  {'java':<16} {info['java']['path'] or '[dim]not found[/]'}")
+        usable = sum(e["usable"] for e in info["edges"])
+        c.print(f"edges usable here: {usable} of {len(info['edges'])}")
+        for e in info["edges"]:
+            if not e["usable"]:
+                c.print(f"  [red]✗[/] {e['edge']}: {e['reason']}")
+    _emit(as_json, info)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("converted", type=click.Path(path_type=Path))
+@_stack(from_option, trust_option, sample_option, atol_option, rtol_option)
+@common
+def verify(source, converted, from_format, trust, sample, atol, rtol, as_json, quiet, verbose):
+    """Re-check CONVERTED against SOURCE on the same inputs (a CI gate)."""
+    from mlconvert import api
+
+    try:
+        result = api.verify(source, converted, sample=sample, atol=atol, rtol=rtol, trust=trust,
+                            from_format=from_format).to_dict()
+    except MlconvertError as exc:
+        if exc.details.get("verification") and not quiet:
+            console().print(f"  verify   {_render_verification(exc.details['verification'])}")
+        raise
+    if not quiet:
+        console().print(f"  verify   {_render_verification(result)}")
+    _emit(as_json, result)
+
+
+# --- entry point: the only place that exits ---
+
+
+def _wants(flag: str, argv: list[str]) -> bool:
+    return flag in argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _wants("-v", argv) or _wants("--verbose", argv) or os.environ.get("MLCONVERT_DEBUG") == "1"
+    try:
+        code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except MlconvertError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if not _wants("-q", argv) and not _wants("--quiet", argv):
+            console().print(f"[red]error[/] ({exc.exit_code}, {exc.label}): {exc.message}")
+            if exc.hint:
+                console().print(f"[dim]hint:[/] {exc.hint}")
+        if _wants("--json", argv):
+            click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
+        sys.exit(exc.exit_code)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console().print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console().print("interrupted: nothing was written")
+        sys.exit(130)
+    except Exception as exc:  # a bug in mlconvert: say so, keep the traceback for -v
+        if debug:
+            raise
+        console().print(f"[red]internal error[/] (1): {type(exc).__name__}: {exc}")
+        console().print("[dim]hint:[/] this is a bug in mlconvert; rerun with -v and report the traceback")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

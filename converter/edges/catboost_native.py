@@ -1,0 +1,53 @@
+"""CatBoost's own save and load, and its ONNX export."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlconvert.edges import load_input, save_pickle
+from mlconvert.errors import ConversionError
+from mlconvert.graph import Edge, Requirement, StepContext, register_edge
+
+
+def save_cbm(src: Path, dst: Path, ctx: StepContext) -> None:
+    load_input(src, ctx).save_model(str(dst), format="cbm")
+
+
+def to_pickle(src: Path, dst: Path, ctx: StepContext) -> None:
+    save_pickle(load_input(src, ctx), dst)
+
+
+def to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
+    model = load_input(src, ctx)
+    import catboost
+
+    if model.get_cat_feature_indices():
+        names = [model.feature_names_[i] for i in model.get_cat_feature_indices()]
+        raise ConversionError(
+            f"CatBoost's ONNX export does not support categorical features (this model has {', '.join(names)})",
+            hint="retrain with the categorical features one-hot encoded, or keep the .cbm",
+        )
+    try:
+        model.save_model(str(dst), format="onnx", export_parameters={"onnx_domain": "ai.catboost",
+                                                                        "onnx_graph_name": "CatBoostModel"})
+    except catboost.CatBoostError as exc:
+        raise ConversionError(f"CatBoost's ONNX export failed: {exc}") from exc
+
+
+_REQUIRES = (Requirement("catboost", "1.0"),)
+
+register_edge(Edge(
+    name="catboost-save", source="pickle", target="catboost", flavors=frozenset({"catboost"}),
+    output_flavor="catboost", run="mlconvert.edges.catboost_native:save_cbm", library="catboost",
+    requires=_REQUIRES,
+))
+register_edge(Edge(
+    name="catboost-load", source="catboost", target="pickle", flavors=frozenset({"catboost"}),
+    output_flavor="catboost", run="mlconvert.edges.catboost_native:to_pickle", library="catboost",
+    requires=_REQUIRES, notes="CatBoostClassifier / CatBoostRegressor by the recorded loss",
+))
+register_edge(Edge(
+    name="catboost-onnx", source="catboost", target="onnx", flavors=frozenset({"catboost"}),
+    output_flavor="onnx-ml", run="mlconvert.edges.catboost_native:to_onnx", library="catboost",
+    requires=_REQUIRES + (Requirement("onnx"),), fidelity="float64 -> float32",
+    notes="CatBoost's own exporter; numeric features only",
+))

@@ -1,0 +1,268 @@
+"""Uniform prediction over every kind of loaded model, for verification.
+
+Each adapter answers `predict(X) -> {"label", "probabilities", "value"}` (the keys
+that apply) and, for tree models, `thresholds()`: the split values per input
+feature, which is where conversions that compare in float32 go wrong.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from mlconvert.errors import InputError
+
+
+class Predictor:
+    kind = "regressor"  # "classifier" | "regressor"
+    n_features: int | None = None
+    feature_names: list[str] | None = None
+
+    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def thresholds(self) -> dict[int, list[float]]:
+        return {}
+
+    def ranges(self) -> dict[int, tuple[float, float]]:
+        """Typical (center, scale) per feature where the model records them."""
+        return {}
+
+
+def _column(values) -> np.ndarray:
+    arr = np.asarray(values)
+    return arr.reshape(len(arr)) if arr.ndim == 2 and arr.shape[1] == 1 else arr
+
+
+def _binary_to_two_columns(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    return np.column_stack([1.0 - p, p]) if p.ndim == 1 else p
+
+
+# --- scikit-learn API (scikit-learn, and the scikit-learn wrappers of the boosters) ---
+
+
+def _sklearn_tree_thresholds(model, out: dict[int, list[float]]) -> None:
+    tree = getattr(model, "tree_", None)
+    if tree is not None:
+        for f, t in zip(tree.feature, tree.threshold):
+            if f >= 0:
+                out[int(f)].append(float(t))
+        return
+    for est in np.ravel(getattr(model, "estimators_", [])):
+        _sklearn_tree_thresholds(est, out)
+
+
+class EstimatorPredictor(Predictor):
+    def __init__(self, model):
+        self.model = model
+        module = type(model).__module__.split(".")[0]
+        self.library = module
+        self.kind = "classifier" if hasattr(model, "predict_proba") and self._is_classifier() else "regressor"
+        self.n_features = getattr(model, "n_features_in_", None)
+        names = getattr(model, "feature_names_in_", None)
+        self.feature_names = [str(n) for n in names] if names is not None else None
+        if not self.n_features and getattr(model, "feature_names_", None):  # CatBoost
+            self.n_features = len(model.feature_names_)
+
+    def _is_classifier(self) -> bool:
+        est_type = getattr(self.model, "_estimator_type", None)
+        if est_type is None and hasattr(self.model, "__sklearn_tags__"):
+            try:
+                est_type = self.model.__sklearn_tags__().estimator_type
+            except Exception:
+                est_type = None
+        return est_type == "classifier" or hasattr(self.model, "classes_")
+
+    def _input(self, X: np.ndarray):
+        if self.feature_names is not None and self.library == "sklearn":
+            import pandas as pd
+
+            return pd.DataFrame(X, columns=self.feature_names)
+        return X
+
+    def predict(self, X):
+        Xin = self._input(X)
+        if self.kind == "classifier":
+            return {"label": _column(self.model.predict(Xin)), "probabilities": np.asarray(self.model.predict_proba(Xin))}
+        return {"value": _column(self.model.predict(Xin))}
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+        model = self.model
+        if self.library == "sklearn":
+            _sklearn_tree_thresholds(model, out)
+        elif hasattr(model, "get_booster"):
+            out = XGBoosterPredictor(model.get_booster()).thresholds()
+        elif hasattr(model, "booster_"):
+            out = LightGBMPredictor(model.booster_).thresholds()
+        elif hasattr(model, "get_borders"):
+            out = _catboost_borders(model)
+        return dict(out)
+
+    def ranges(self):
+        # A leading scaler in a pipeline says where the training data lived.
+        steps = getattr(self.model, "steps", None)
+        first = steps[0][1] if steps else None
+        mean, scale = getattr(first, "mean_", None), getattr(first, "scale_", None)
+        if mean is not None and scale is not None:
+            return {i: (float(m), float(s) or 1.0) for i, (m, s) in enumerate(zip(mean, scale))}
+        lo, hi = getattr(first, "data_min_", None), getattr(first, "data_max_", None)
+        if lo is not None and hi is not None:
+            return {i: ((a + b) / 2, (b - a) / 2 or 1.0) for i, (a, b) in enumerate(zip(lo, hi))}
+        return {}
+
+
+def _catboost_borders(model) -> dict[int, list[float]]:
+    try:
+        return {int(k): [float(b) for b in v] for k, v in model.get_borders().items()}
+    except Exception:  # older models or categorical-only: no borders, random inputs only
+        return {}
+
+
+# --- native boosters ---
+
+
+class XGBoosterPredictor(Predictor):
+    def __init__(self, booster):
+        self.booster = booster
+        config = json.loads(booster.save_config())["learner"]
+        self.objective = config["objective"]["name"]
+        self.n_features = int(config["learner_model_param"]["num_feature"])
+        self.n_classes = int(config["learner_model_param"].get("num_class", 0))
+        self.kind = "classifier" if self.objective.startswith(("binary:logistic", "multi:softprob")) else "regressor"
+        self.feature_names = booster.feature_names
+
+    def predict(self, X):
+        import xgboost
+
+        out = self.booster.predict(xgboost.DMatrix(X, feature_names=self.feature_names))
+        if self.kind == "classifier":
+            proba = _binary_to_two_columns(out)
+            return {"label": proba.argmax(axis=1), "probabilities": proba}
+        return {"value": _column(out)}
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+        names = self.feature_names or []
+        index = {n: i for i, n in enumerate(names)}
+
+        def walk(node):
+            if "split" in node:
+                split = node["split"]
+                f = index.get(split, None)
+                if f is None and isinstance(split, str) and split.startswith("f") and split[1:].isdigit():
+                    f = int(split[1:])
+                if f is not None and "split_condition" in node:
+                    out[f].append(float(node["split_condition"]))
+                for child in node.get("children", []):
+                    walk(child)
+
+        for tree in self.booster.get_dump(dump_format="json"):
+            walk(json.loads(tree))
+        return dict(out)
+
+
+class LightGBMPredictor(Predictor):
+    def __init__(self, booster):
+        self.booster = booster
+        dump = booster.dump_model(num_iteration=-1)
+        self._dump = dump
+        objective = str(dump.get("objective", ""))
+        from mlconvert.formats.lightgbm_text import objective_kind
+
+        self.kind = objective_kind(objective)
+        self.n_features = booster.num_feature()
+        self.feature_names = booster.feature_name()
+
+    def predict(self, X):
+        out = self.booster.predict(X)
+        if self.kind == "classifier":
+            proba = _binary_to_two_columns(out)
+            return {"label": proba.argmax(axis=1), "probabilities": proba}
+        return {"value": _column(out)}
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+
+        def walk(node):
+            if "split_feature" in node:
+                if node.get("decision_type") == "<=":
+                    out[int(node["split_feature"])].append(float(node["threshold"]))
+                walk(node["left_child"])
+                walk(node["right_child"])
+
+        for tree in self._dump.get("tree_info", []):
+            walk(tree["tree_structure"])
+        return dict(out)
+
+
+# --- ONNX ---
+
+_ONNX_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+class OnnxPredictor(Predictor):
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise InputError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from exc
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs)
+            raise InputError(
+                f"{path} has {len(inputs)} inputs ({names}); verification feeds one feature matrix",
+                hint="pass --no-verify, or verify with a sample that matches",
+            )
+        self.input = inputs[0]
+        shape = self.input.shape
+        self.n_features = shape[-1] if shape and isinstance(shape[-1], int) else None
+        self.dtype = _ONNX_FLOAT_TYPES.get(self.input.type, np.float32)
+        outs = self.session.get_outputs()
+        self.output_names = [o.name for o in outs]
+        self.kind = "classifier" if len(outs) >= 2 else "regressor"
+
+    def predict(self, X):
+        results = self.session.run(None, {self.input.name: np.asarray(X, dtype=self.dtype)})
+        if self.kind == "classifier":
+            label, proba = results[0], results[1]
+            if isinstance(proba, list):  # ZipMap: a list of {class: probability}
+                keys = sorted(proba[0])
+                proba = np.array([[row[k] for k in keys] for row in proba])
+            return {"label": _column(label), "probabilities": _binary_to_two_columns(np.asarray(proba))}
+        return {"value": _column(results[0])}
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+        from onnx import load
+
+        model = load(str(self.path))
+        for node in model.graph.node:
+            if node.op_type.startswith("TreeEnsemble"):
+                attrs = {a.name: a for a in node.attribute}
+                feats = attrs.get("nodes_featureids")
+                vals = attrs.get("nodes_values") or attrs.get("nodes_values_as_tensor")
+                if feats is not None and vals is not None and vals.floats:
+                    for f, v in zip(feats.ints, vals.floats):
+                        out[int(f)].append(float(v))
+        return dict(out)
+
+
+def predictor_for(obj) -> Predictor:
+    """The adapter for a model object loaded by a format module."""
+    module = type(obj).__module__
+    if module.startswith("xgboost") and type(obj).__name__ == "Booster":
+        return XGBoosterPredictor(obj)
+    if module.startswith("lightgbm") and type(obj).__name__ == "Booster":
+        return LightGBMPredictor(obj)
+    if hasattr(obj, "predict"):
+        return EstimatorPredictor(obj)
+    raise InputError(f"cannot run a {module}.{type(obj).__name__} object to verify it")

@@ -1,0 +1,34 @@
+"""Provenance written into outputs that can hold it: where the model came from and
+how it was checked. No timestamps, so the same input gives the same bytes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PREFIX = "mlconvert."
+
+
+def record(report, version: str) -> dict[str, str]:
+    return {
+        "version": version,
+        "source": Path(report.source["path"]).name,
+        "source_sha256": report.source["sha256"],
+        "plan": " -> ".join([report.source["format"]] + [s.target for s in report.steps]),
+        "steps": json.dumps([{"edge": s.edge, "library": s.library, "version": s.version} for s in report.steps],
+                            sort_keys=True),
+        "verification": json.dumps(report.verification, sort_keys=True),
+    }
+
+
+def stamp(path: Path, format_id: str, report, version: str) -> None:
+    if format_id == "onnx":
+        import onnx
+
+        model = onnx.load(str(path))
+        kept = [p for p in model.metadata_props if not p.key.startswith(PREFIX)]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        for key, value in record(report, version).items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = PREFIX + key, value
+        onnx.save(model, str(path))

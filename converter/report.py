@@ -1,0 +1,77 @@
+"""Reports: what happened, as data. The CLI renders them; `--json` prints `to_dict()`."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 of a file, or of a directory's files (relative names and contents, sorted)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+@dataclass
+class StepRecord:
+    edge: str
+    source: str
+    target: str
+    library: str
+    version: str | None
+    fidelity: str
+    seconds: float = 0.0
+    status: str = "ok"  # "ok" | "failed" | "reused"
+    error: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ConversionReport:
+    source: dict
+    target: dict
+    steps: list[StepRecord] = field(default_factory=list)
+    failed_steps: list[StepRecord] = field(default_factory=list)
+    verification: dict | None = None
+    written: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "plan": [s.to_dict() for s in self.steps],
+            "failed_steps": [s.to_dict() for s in self.failed_steps],
+            "verification": self.verification,
+            "written": self.written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class InspectReport:
+    path: str
+    format: str
+    title: str
+    size: int
+    sha256: str
+    description: dict
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "format": self.format, "title": self.title, "size": self.size,
+                "sha256": self.sha256, **self.description}

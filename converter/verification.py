@@ -1,0 +1,209 @@
+"""Verification: run the source and the converted model on the same inputs.
+
+Inputs come from `--sample` (.npy or .csv) or are synthesised: for tree models,
+values just below, at and just above real split thresholds (where float32
+comparisons flip branches), elsewhere values around what the model records of its
+training data. All synthetic values are float32-representable, so feeding them to a
+float32 runtime changes nothing by itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlconvert.errors import UsageError
+from mlconvert.predict import Predictor
+
+DEFAULT_ATOL = 1e-5
+DEFAULT_RTOL = 1e-5
+SYNTHETIC_ROWS = 512
+SEED = 20261126
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    max_abs: float | None = None
+    max_rel: float | None = None
+    agreement: float | None = None  # labels: fraction equal
+    ties: int = 0  # label differences where the source's top two classes tie within tolerance
+    ok: bool = True
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Verification:
+    status: str  # "verified" | "mismatch" | "unverified"
+    reason: str = ""
+    rows: int = 0
+    inputs: str = ""  # "sample FILE" | "synthetic (...)"
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+    tolerance_source: str = "default"
+    outputs: list[OutputCheck] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "rows": self.rows,
+            "inputs": self.inputs,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "tolerance_source": self.tolerance_source,
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
+
+    @property
+    def max_abs(self) -> float | None:
+        values = [o.max_abs for o in self.outputs if o.max_abs is not None]
+        return max(values) if values else None
+
+
+def load_sample(path: Path, n_features: int | None, feature_names: list[str] | None = None) -> np.ndarray:
+    """A float matrix from .npy or .csv; CSV columns are matched by name where the model has names."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"sample file {path} does not exist")
+    if path.suffix == ".npy":
+        X = np.load(path, allow_pickle=False)
+    elif path.suffix in (".csv", ".tsv", ".txt"):
+        X = _read_csv(path, n_features, feature_names)
+    else:
+        raise UsageError(f"sample file {path} must be .npy or .csv")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X.reshape(1, -1) if n_features and X.shape[0] == n_features else X.reshape(-1, 1)
+    if n_features and X.shape[1] != n_features:
+        raise UsageError(
+            f"sample {path} has {X.shape[1]} columns, the model takes {n_features} features",
+            hint="give a sample with one column per model input feature",
+        )
+    return X
+
+
+def _read_csv(path: Path, n_features: int | None, feature_names: list[str] | None) -> np.ndarray:
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(fh, delimiter="\t" if path.suffix == ".tsv" else ",") if r]
+    if not rows:
+        raise UsageError(f"sample {path} is empty")
+
+    def numeric(cell: str) -> bool:
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return cell.strip() in ("", "NA", "nan", "NaN")
+
+    header = None if all(numeric(c) for c in rows[0]) else rows[0]
+    body = rows[1:] if header else rows
+    columns = list(range(len(body[0])))
+    if header and feature_names and all(n in header for n in feature_names):
+        columns = [header.index(n) for n in feature_names]
+    else:
+        columns = [c for c in columns if all(numeric(r[c]) for r in body)]
+        if n_features is not None and len(columns) > n_features:
+            columns = columns[:n_features]
+
+    def value(cell: str) -> float:
+        cell = cell.strip()
+        return float(cell) if cell not in ("", "NA", "nan", "NaN") else np.nan
+
+    return np.array([[value(r[c]) for c in columns] for r in body], dtype=np.float64)
+
+
+def _as_float32_values(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32).astype(np.float64)
+
+
+def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS) -> tuple[np.ndarray, str]:
+    n = predictor.n_features
+    if not n:
+        raise UsageError("cannot synthesise inputs: the model does not record its feature count",
+                         hint="pass --sample FILE with representative rows")
+    rng = np.random.default_rng(SEED)
+    ranges = predictor.ranges()
+    thresholds = {f: np.unique(np.asarray(t, dtype=np.float64)) for f, t in predictor.thresholds().items() if t and f < n}
+    X = np.empty((rows, n))
+    for f in range(n):
+        ts = thresholds.get(f)
+        if ts is not None and len(ts):
+            lo, hi = ts.min(), ts.max()
+            span = (hi - lo) or max(abs(hi), 1.0)
+            base = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, rows)
+            # Half the rows sit on a threshold: just below, on, or just above it in float32.
+            picked = np.float32(rng.choice(ts, rows))
+            side = rng.integers(-1, 2, rows)
+            edge = np.where(side < 0, np.nextafter(picked, np.float32(-np.inf)),
+                            np.where(side > 0, np.nextafter(picked, np.float32(np.inf)), picked))
+            X[:, f] = np.where(rng.random(rows) < 0.5, edge.astype(np.float64), base)
+        else:
+            center, scale = ranges.get(f, (0.0, 1.0))
+            X[:, f] = rng.normal(center, scale * 1.5, rows)
+    how = f"synthetic ({rows} rows, {len(thresholds)} features with split thresholds)" if thresholds \
+        else f"synthetic ({rows} rows, random around recorded feature ranges)" if ranges \
+        else f"synthetic ({rows} rows, standard normal)"
+    return _as_float32_values(X), how
+
+
+def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float) -> list[OutputCheck]:
+    checks = []
+    for name in ("label", "probabilities", "value"):
+        if name not in expected or name not in actual:
+            continue
+        a, b = np.asarray(expected[name]), np.asarray(actual[name])
+        if name == "label":
+            checks.append(_compare_labels(a, b, expected.get("probabilities"), atol, rtol))
+            continue
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        if a.shape != b.shape:
+            if a.size == b.size:
+                b = b.reshape(a.shape)
+            else:
+                checks.append(OutputCheck(name, ok=False, max_abs=float("inf")))
+                continue
+        both_nan = np.isnan(a) & np.isnan(b)
+        diff = np.where(both_nan, 0.0, np.abs(a - b))
+        rel = diff / np.maximum(np.abs(a), np.finfo(np.float64).tiny)
+        ok = bool(np.all(diff <= atol + rtol * np.abs(a)) and not np.any(np.isnan(diff)))
+        checks.append(OutputCheck(name, max_abs=float(np.nanmax(diff)) if diff.size else 0.0,
+                                  max_rel=float(np.nanmax(rel)) if rel.size else 0.0, ok=ok))
+    return checks
+
+
+def _compare_labels(a, b, proba, atol, rtol) -> OutputCheck:
+    a_s, b_s = a.astype(str).ravel(), b.astype(str).ravel()
+    if a_s.shape != b_s.shape:
+        return OutputCheck("label", agreement=0.0, ok=False)
+    same = a_s == b_s
+    ties = 0
+    if proba is not None and not same.all():
+        # A label may differ only where the source itself cannot tell the top two apart.
+        p = np.sort(np.asarray(proba, dtype=np.float64), axis=1)
+        gap = p[:, -1] - p[:, -2] if p.shape[1] > 1 else np.full(len(p), np.inf)
+        tie = gap <= 2 * (atol + rtol * p[:, -1])
+        ties = int(np.sum(~same & tie))
+        same = same | tie
+    return OutputCheck("label", agreement=float(np.mean(a_s == b_s)), ties=ties, ok=bool(same.all()))
+
+
+def run(source: Predictor, target: Predictor, X: np.ndarray, inputs: str, atol: float, rtol: float,
+        tolerance_source: str) -> Verification:
+    expected = source.predict(X)
+    actual = target.predict(X)
+    checks = compare(expected, actual, atol, rtol)
+    result = Verification("verified", rows=len(X), inputs=inputs, atol=atol, rtol=rtol,
+                          tolerance_source=tolerance_source, outputs=checks)
+    if not checks:
+        result.status, result.reason = "unverified", (
+            f"no comparable outputs (source gives {sorted(expected)}, target gives {sorted(actual)})")
+    elif not all(c.ok for c in checks):
+        bad = ", ".join(c.name for c in checks if not c.ok)
+        result.status, result.reason = "mismatch", f"outputs differ beyond tolerance: {bad}"
+    return result

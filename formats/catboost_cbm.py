@@ -1,0 +1,101 @@
+"""CatBoost's binary model format (.cbm, starts with "CBM1").
+
+The body is a FlatBuffers model: the header is checked here, the details come from
+CatBoost itself (parsing a .cbm runs no code from the file).
+"""
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+from mlconvert import probe
+from mlconvert.errors import InputError
+from mlconvert.formats import Format, register_format
+
+MAGIC = b"CBM1"
+CLASSIFIER_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll")
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    return head.startswith(MAGIC)
+
+
+def _check_size(path: Path) -> int:
+    data = Path(path).read_bytes()[:8]
+    size = Path(path).stat().st_size
+    if len(data) < 8:
+        raise InputError(f"{path} is a truncated CatBoost model ({size} bytes)")
+    (body,) = struct.unpack("<I", data[4:8])
+    if 8 + body > size:
+        raise InputError(
+            f"{path} is a truncated CatBoost model: header promises {body} bytes, file has {size - 8}",
+            hint="copy or download the file again",
+        )
+    return body
+
+
+def load(path: Path, **_):
+    """A CatBoostClassifier or CatBoostRegressor, chosen by the recorded loss."""
+    _check_size(path)
+    import catboost
+
+    generic = catboost.CatBoost()
+    try:
+        generic.load_model(str(path), format="cbm")
+    except catboost.CatBoostError as exc:
+        raise InputError(f"CatBoost cannot load {path}: {exc}") from exc
+    loss = (generic.get_all_params() or {}).get("loss_function", "")
+    cls = catboost.CatBoostClassifier if loss.startswith(CLASSIFIER_LOSSES) else catboost.CatBoostRegressor
+    model = cls()
+    model.load_model(str(path), format="cbm")
+    return model
+
+
+def describe(path: Path) -> dict:
+    body = _check_size(path)
+    out: dict = {"flavor": "catboost", "producer": "catboost", "details": {"body_bytes": body}}
+    if not probe.has_module("catboost"):
+        out["warnings"] = ["catboost is not installed: install it for the model's details"]
+        return out
+    model = load(path)
+    params = model.get_all_params() or {}
+    loss = params.get("loss_function", "")
+    out.update(
+        kind="classifier" if loss.startswith(CLASSIFIER_LOSSES) else "regressor",
+        n_features=len(model.feature_names_) if model.feature_names_ else None,
+    )
+    info = getattr(model, "get_metadata", lambda: {})()
+    classes = list(getattr(model, "classes_", None) if getattr(model, "classes_", None) is not None else [])
+    if classes:
+        out["n_classes"] = len(classes)
+    out["details"].update(
+        loss_function=loss,
+        trees=model.tree_count_,
+        feature_names=list(model.feature_names_ or []) or None,
+        categorical_features=list(model.get_cat_feature_indices()),
+        text_features=list(getattr(model, "get_text_feature_indices", lambda: [])()),
+    )
+    build = dict(info).get("catboost_version_info", "") if info else ""
+    release = re.search(r"release (\d+(?:\.\d+)+)", build)
+    if release:
+        out["producer_version"] = release.group(1)
+    return out
+
+
+def save(model, path: Path) -> None:
+    model.save_model(str(path), format="cbm")
+
+
+register_format(
+    Format(
+        id="catboost",
+        title="CatBoost model",
+        extensions=(".cbm",),
+        sniff=sniff,
+        describe=describe,
+        load=load,
+        save=save,
+        family="classic",
+    )
+)

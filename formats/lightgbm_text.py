@@ -1,0 +1,105 @@
+"""LightGBM's text model format (`Booster.save_model`).
+
+The header is `key=value` lines before the first `Tree=`; reading it is enough to
+say what the model is, without LightGBM.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlconvert.errors import InputError
+from mlconvert.formats import Format, register_format
+
+CLASSIFIER_OBJECTIVES = ("binary", "multiclass", "multiclassova", "cross_entropy", "xentropy")
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    return head.startswith(b"tree\nversion=") or head.startswith(b"tree\r\nversion=")
+
+
+def read_header(path: Path) -> tuple[dict[str, str], int, bool]:
+    """(header fields, number of trees, whether the file ends properly)."""
+    header: dict[str, str] = {}
+    trees = 0
+    complete = False
+    in_header = True
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.rstrip("\r\n")
+            if line.startswith("Tree="):
+                in_header = False
+                trees += 1
+            elif line == "end of trees":
+                complete = True
+            elif in_header and "=" in line:
+                key, _, value = line.partition("=")
+                header[key] = value
+            elif line.startswith("pandas_categorical:"):
+                header["pandas_categorical"] = line.partition(":")[2]
+    return header, trees, complete
+
+
+def objective_kind(objective: str) -> str:
+    name = objective.split(" ")[0]
+    if name.startswith(CLASSIFIER_OBJECTIVES):
+        return "classifier"
+    if name in ("lambdarank", "rank_xendcg"):
+        return "ranker"
+    return "regressor"
+
+
+def describe(path: Path) -> dict:
+    header, trees, complete = read_header(path)
+    if "version" not in header or not complete:
+        raise InputError(
+            f"{path} starts like a LightGBM text model but is incomplete "
+            f"({trees} trees read, no 'end of trees' line)",
+            hint="the file is probably truncated; save the model again",
+        )
+    objective = header.get("objective", "")
+    num_class = int(header.get("num_class", "1"))
+    out = {
+        "flavor": "lightgbm",
+        "kind": objective_kind(objective),
+        "producer": "lightgbm",
+        "producer_version": header.get("version"),
+        "n_features": int(header.get("max_feature_idx", "-1")) + 1 or None,
+        "n_classes": num_class if num_class > 1 else (2 if objective.startswith("binary") else None),
+        "details": {
+            "objective": objective,
+            "trees": trees,
+            "feature_names": header.get("feature_names", "").split() or None,
+            "categorical": "pandas_categorical" in header and header["pandas_categorical"] not in ("", "null"),
+        },
+    }
+    if objective.startswith("custom"):
+        out.setdefault("warnings", []).append("custom objective: predictions are raw scores")
+    return out
+
+
+def load(path: Path, **_):
+    import lightgbm
+
+    try:
+        return lightgbm.Booster(model_file=str(path))
+    except lightgbm.basic.LightGBMError as exc:
+        raise InputError(f"LightGBM cannot load {path}: {exc}") from exc
+
+
+def save(model, path: Path) -> None:
+    booster = getattr(model, "booster_", model)
+    booster.save_model(str(path))
+
+
+register_format(
+    Format(
+        id="lightgbm",
+        title="LightGBM text model",
+        extensions=(".txt", ".lgb", ".lgbm"),
+        sniff=sniff,
+        describe=describe,
+        load=load,
+        save=save,
+        family="classic",
+    )
+)

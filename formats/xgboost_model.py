@@ -1,0 +1,246 @@
+"""XGBoost model files: JSON, UBJSON, and the legacy binary format.
+
+JSON and UBJSON are read statically here. Legacy binaries (XGBoost < 1.0 without a
+header, 1.x with "binf") are no longer loadable by XGBoost >= 3.1, so they are
+translated to the JSON document by our own reader (xgboost_legacy.py).
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from mlconvert.errors import InputError
+from mlconvert.formats import Format, register_format
+
+CLASSIFIER_OBJECTIVES = ("binary:", "multi:")
+
+
+def _is_ubjson(head: bytes) -> bool:
+    # An object whose first key (length-prefixed by an int marker) is "learner" or "version".
+    return head[:1] == b"{" and head[1:2] in (b"L", b"l", b"i", b"U", b"I") and b"learner" in head[:64]
+
+
+def _is_json(head: bytes) -> bool:
+    text = head.lstrip()[:256]
+    return text[:1] == b"{" and (b'"learner"' in text or b'"version"' in text) and b'"learner"' in head
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    if _is_ubjson(head) or _is_json(head):
+        return True
+    from mlconvert.formats import xgboost_legacy
+
+    return xgboost_legacy.is_legacy_binary(head)
+
+
+def encoding(path: Path) -> str:
+    """'json', 'ubj' or 'legacy' by content."""
+    from mlconvert.formats import read_head, xgboost_legacy
+
+    head = read_head(path)
+    if _is_ubjson(head):
+        return "ubj"
+    if _is_json(head):
+        return "json"
+    if xgboost_legacy.is_legacy_binary(head):
+        return "legacy"
+    raise InputError(f"{path} is not an XGBoost model file", hint="expected JSON, UBJSON or a legacy binary")
+
+
+# --- a small UBJSON reader (XGBoost's dialect: typed, counted arrays of numbers) ---
+
+_SCALARS = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q", b"d": ">f", b"D": ">d"}
+
+
+class _UBJReader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ValueError(f"UBJSON ends early at byte {self.pos} (wanted {n} more bytes)")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def marker(self) -> bytes:
+        m = self.take(1)
+        while m == b"N":  # no-op marker
+            m = self.take(1)
+        return m
+
+    def scalar(self, m: bytes):
+        fmt = _SCALARS[m]
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def length(self) -> int:
+        n = self.scalar(self.marker())
+        if n < 0:
+            raise ValueError("negative UBJSON length")
+        return n
+
+    def string(self) -> str:
+        return self.take(self.length()).decode("utf-8")
+
+    def value(self, m: bytes | None = None):
+        m = m or self.marker()
+        if m in _SCALARS:
+            return self.scalar(m)
+        if m == b"S" or m == b"H":
+            return self.string()
+        if m == b"C":
+            return self.take(1).decode("latin-1")
+        if m in (b"T", b"F"):
+            return m == b"T"
+        if m == b"Z":
+            return None
+        if m == b"[":
+            return self.container(b"]", is_object=False)
+        if m == b"{":
+            return self.container(b"}", is_object=True)
+        raise ValueError(f"unknown UBJSON marker {m!r} at byte {self.pos - 1}")
+
+    def container(self, end: bytes, is_object: bool):
+        item_type, count = None, None
+        if self.data[self.pos : self.pos + 1] == b"$":
+            self.pos += 1
+            item_type = self.marker()
+        if self.data[self.pos : self.pos + 1] == b"#":
+            self.pos += 1
+            count = self.length()
+        if not is_object and item_type in _SCALARS and count is not None:
+            fmt = _SCALARS[item_type]
+            size = struct.calcsize(fmt)
+            return list(struct.unpack(f">{count}{fmt[1]}", self.take(size * count)))
+        out: dict | list = {} if is_object else []
+        i = 0
+        while True:
+            if count is None:
+                if self.data[self.pos : self.pos + 1] == end:
+                    self.pos += 1
+                    return out
+            elif i == count:
+                return out
+            if is_object:
+                key = self.string()
+                out[key] = self.value(item_type)
+            else:
+                out.append(self.value(item_type))
+            i += 1
+
+
+def read_document(path: Path) -> dict:
+    """The model as XGBoost's JSON document, whatever the encoding."""
+    data = Path(path).read_bytes()
+    kind = encoding(path)
+    try:
+        if kind == "json":
+            return json.loads(data)
+        if kind == "ubj":
+            return _UBJReader(data).value()
+        from mlconvert.formats import xgboost_legacy
+
+        return xgboost_legacy.legacy_to_json(data)
+    except (ValueError, KeyError, struct.error, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path} looks like an XGBoost {kind} model but cannot be read: {exc}",
+            hint="the file is probably truncated or corrupt",
+        ) from exc
+
+
+def summarize(doc: dict) -> dict:
+    learner = doc.get("learner", {})
+    params = learner.get("learner_model_param", {})
+    objective = learner.get("objective", {}).get("name", "")
+    booster = learner.get("gradient_booster", {})
+    model = booster.get("model", booster.get("gbtree", {}).get("model", {}))
+    trees = model.get("trees", [])
+    num_class = int(float(params.get("num_class", 0) or 0))
+    version = doc.get("version")
+    return {
+        "flavor": "xgboost",
+        "kind": "classifier" if objective.startswith(CLASSIFIER_OBJECTIVES) else
+        ("ranker" if objective.startswith("rank:") else "regressor"),
+        "producer": "xgboost",
+        "producer_version": ".".join(map(str, version)) if isinstance(version, list) else version,
+        "n_features": int(float(params.get("num_feature", 0) or 0)) or None,
+        "n_classes": num_class if num_class > 1 else (2 if objective.startswith("binary:") else None),
+        "details": {
+            "objective": objective,
+            "booster": booster.get("name"),
+            "trees": len(trees),
+            "base_score": params.get("base_score"),
+            "feature_names": learner.get("feature_names") or None,
+            "feature_types": sorted(set(learner.get("feature_types") or [])) or None,
+        },
+    }
+
+
+def describe(path: Path) -> dict:
+    kind = encoding(path)
+    out = summarize(read_document(path))
+    out["details"]["encoding"] = kind
+    if kind == "legacy":
+        out.setdefault("warnings", []).append(
+            "legacy binary format: XGBoost >= 3.1 cannot load it; mlconvert translates it to JSON"
+        )
+    return out
+
+
+def load_booster(path: Path):
+    """An xgboost.Booster; legacy binaries go through our translator."""
+    import xgboost
+
+    booster = xgboost.Booster()
+    try:
+        if encoding(path) == "legacy":
+            booster.load_model(bytearray(json.dumps(read_document(path)).encode()))
+        else:
+            booster.load_model(str(path))
+    except xgboost.core.XGBoostError as exc:
+        raise InputError(f"XGBoost cannot load {path}: {str(exc).splitlines()[0]}") from exc
+    return booster
+
+
+def load(path: Path, **_):
+    """A scikit-learn style model when the objective says what it is, else the Booster."""
+    booster = load_booster(path)
+    import xgboost
+
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    wrapper = None
+    if objective.startswith(("binary:logistic", "multi:softprob", "multi:softmax")):
+        wrapper = xgboost.XGBClassifier()
+    elif objective.startswith("reg:"):
+        wrapper = xgboost.XGBRegressor()
+    if wrapper is None:
+        return booster
+    wrapper._Booster = booster
+    # The wrapper reads n_classes_ and friends from the booster's saved attributes.
+    raw = booster.save_raw(raw_format="ubj")
+    wrapper.load_model(bytearray(raw))
+    return wrapper
+
+
+def save(model, path: Path) -> None:
+    booster = model.get_booster() if hasattr(model, "get_booster") else model
+    if hasattr(model, "get_booster"):
+        model.save_model(str(path))  # keeps the scikit-learn attributes (classes, ...)
+    else:
+        booster.save_model(str(path))
+
+
+register_format(
+    Format(
+        id="xgboost",
+        title="XGBoost model",
+        extensions=(".ubj", ".json", ".model", ".bin", ".xgb"),
+        sniff=sniff,
+        describe=describe,
+        load=load,
+        save=save,
+        family="classic",
+        notes="JSON, UBJSON (.ubj) or legacy binary; the extension of the output picks JSON or UBJSON",
+    )
+)
