@@ -134,6 +134,19 @@ class _StepFailed(Exception):
         self.edge, self.message = edge, message
 
 
+# The module each format needs to run a model, for verification.
+RUNTIMES = {"onnx": "onnxruntime", "pickle": None, "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
+
+
+def _missing_runtime(format_id: str) -> str | None:
+    if format_id not in RUNTIMES:
+        return f"mlconvert cannot run {format_id} models in this environment yet"
+    module = RUNTIMES[format_id]
+    if module and not probe.has_module(module):
+        return f"{module} is not installed, so the {format_id} model cannot be run (pip install {module})"
+    return None
+
+
 def predictor(path: Path, format_id: str, trust: bool):
     """A runnable view of a model file, for verification."""
     from mlconvert.predict import OnnxPredictor, predictor_for
@@ -148,15 +161,24 @@ def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge],
     from mlconvert import verification
 
     a, r, source = _tolerance(steps, atol, rtol)
+    missing = _missing_runtime(src_fmt) or _missing_runtime(out_fmt)
+    if missing:
+        return verification.Verification("unverified", reason=missing, atol=a, rtol=r, tolerance_source=source)
     source_model = predictor(src, src_fmt, trust)
     try:
         target_model = predictor(out, out_fmt, True)
     except InputError as exc:
         raise ConversionError(f"the converted model does not load: {exc.message}",
                               hint="this is a converter bug; please report it with the input file") from exc
+    # Old pickles may not record their width; the converted model's declared input does.
+    source_model.n_features = source_model.n_features or target_model.n_features
     if sample:
         X = verification.load_sample(Path(sample), source_model.n_features, source_model.feature_names)
         how = f"sample {Path(sample).name}"
+    elif not source_model.n_features:
+        return verification.Verification(
+            "unverified", reason="the model does not record how many features it takes; pass --sample FILE",
+            atol=a, rtol=r, tolerance_source=source)
     else:
         X, how = verification.synthetic_inputs(source_model)
     try:

@@ -30,6 +30,10 @@ class Predictor:
         """Typical (center, scale) per feature where the model records them."""
         return {}
 
+    def categories(self) -> dict[int, list[float]]:
+        """The values a categorical input feature takes, where the model records them."""
+        return {}
+
 
 def _column(values) -> np.ndarray:
     arr = np.asarray(values)
@@ -102,17 +106,45 @@ class EstimatorPredictor(Predictor):
             out = _catboost_borders(model)
         return dict(out)
 
+    def _first_steps(self):
+        """(transformer, input columns) pairs that read the raw input first."""
+        first = self.model.steps[0][1] if hasattr(self.model, "steps") else None
+        if first is None:
+            return []
+        if hasattr(first, "transformers_"):  # ColumnTransformer: each part reads its own columns
+            names = self.feature_names or []
+            out = []
+            for _, trans, cols in first.transformers_:
+                if isinstance(trans, str):
+                    continue
+                cols = [names.index(c) if isinstance(c, str) else int(c) for c in np.atleast_1d(cols)]
+                out.append((trans.steps[0][1] if hasattr(trans, "steps") else trans, cols))
+            return out
+        return [(first, list(range(self.n_features or 0)))]
+
     def ranges(self):
-        # A leading scaler in a pipeline says where the training data lived.
-        steps = getattr(self.model, "steps", None)
-        first = steps[0][1] if steps else None
-        mean, scale = getattr(first, "mean_", None), getattr(first, "scale_", None)
-        if mean is not None and scale is not None:
-            return {i: (float(m), float(s) or 1.0) for i, (m, s) in enumerate(zip(mean, scale))}
-        lo, hi = getattr(first, "data_min_", None), getattr(first, "data_max_", None)
-        if lo is not None and hi is not None:
-            return {i: ((a + b) / 2, (b - a) / 2 or 1.0) for i, (a, b) in enumerate(zip(lo, hi))}
-        return {}
+        # A scaler that reads the raw input says where the training data lived.
+        out = {}
+        for trans, cols in self._first_steps():
+            mean, scale = getattr(trans, "mean_", None), getattr(trans, "scale_", None)
+            lo, hi = getattr(trans, "data_min_", None), getattr(trans, "data_max_", None)
+            for i, col in enumerate(cols):
+                if mean is not None and scale is not None:
+                    out[col] = (float(mean[i]), float(scale[i]) or 1.0)
+                elif lo is not None and hi is not None:
+                    out[col] = ((lo[i] + hi[i]) / 2, (hi[i] - lo[i]) / 2 or 1.0)
+        return out
+
+    def categories(self):
+        # An encoder that reads the raw input knows the only values that make sense there.
+        out = {}
+        for trans, cols in self._first_steps():
+            cats = getattr(trans, "categories_", None)
+            if cats is not None:
+                for col, values in zip(cols, cats):
+                    if np.issubdtype(np.asarray(values).dtype, np.number):
+                        out[col] = [float(v) for v in values]
+        return out
 
 
 def _catboost_borders(model) -> dict[int, list[float]]:

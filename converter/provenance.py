@@ -1,8 +1,9 @@
 """Provenance written into outputs that can hold it: where the model came from and
-how it was checked. No timestamps, so the same input gives the same bytes."""
+how it was checked. No timestamps or random names, so the same input gives the same bytes."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 PREFIX = "mlconvert."
@@ -25,6 +26,9 @@ def stamp(path: Path, format_id: str, report, version: str) -> None:
         import onnx
 
         model = onnx.load(str(path))
+        # skl2onnx names the graph with a random uuid: name it after the source instead.
+        if re.fullmatch(r"[0-9a-f]{32}", model.graph.name):
+            model.graph.name = re.sub(r"\W", "_", Path(report.source["path"]).stem) or "model"
         kept = [p for p in model.metadata_props if not p.key.startswith(PREFIX)]
         del model.metadata_props[:]
         model.metadata_props.extend(kept)

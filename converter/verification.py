@@ -129,11 +129,14 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS) -> tuple[
                          hint="pass --sample FILE with representative rows")
     rng = np.random.default_rng(SEED)
     ranges = predictor.ranges()
+    categories = predictor.categories()
     thresholds = {f: np.unique(np.asarray(t, dtype=np.float64)) for f, t in predictor.thresholds().items() if t and f < n}
     X = np.empty((rows, n))
     for f in range(n):
         ts = thresholds.get(f)
-        if ts is not None and len(ts):
+        if f in categories:
+            X[:, f] = rng.choice(categories[f], rows)
+        elif ts is not None and len(ts):
             lo, hi = ts.min(), ts.max()
             span = (hi - lo) or max(abs(hi), 1.0)
             base = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, rows)

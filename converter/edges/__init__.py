@@ -38,6 +38,9 @@ def n_features_of(model) -> int:
         return int(model.num_features())
     if hasattr(model, "num_feature"):  # lightgbm.Booster
         return int(model.num_feature())
+    coef = getattr(model, "coef_", None)  # linear models pickled before n_features_in_ existed
+    if coef is not None:
+        return int(coef.shape[-1])
     from mlconvert.errors import ConversionError
 
     raise ConversionError(

@@ -31,6 +31,28 @@ def to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
                                                                         "onnx_graph_name": "CatBoostModel"})
     except catboost.CatBoostError as exc:
         raise ConversionError(f"CatBoost's ONNX export failed: {exc}") from exc
+    _drop_zipmap(dst)
+
+
+def _drop_zipmap(path: Path) -> None:
+    """Probabilities as a plain [N, classes] tensor, like every other ONNX edge (no ZipMap)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    zipmaps = [n for n in graph.node if n.op_type == "ZipMap"]
+    if not zipmaps:
+        return
+    for zipmap in zipmaps:
+        tensor, output = zipmap.input[0], zipmap.output[0]
+        for node in graph.node:  # the producer of the tensor now writes the graph output directly
+            node.output[:] = [output if o == tensor else o for o in node.output]
+            node.input[:] = [output if i == tensor else i for i in node.input]
+        graph.node.remove(zipmap)
+        for out in graph.output:
+            if out.name == output:
+                out.CopyFrom(onnx.helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, [None, None]))
+    onnx.save(model, str(path))
 
 
 _REQUIRES = (Requirement("catboost", "1.0"),)

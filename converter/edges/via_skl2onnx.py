@@ -15,6 +15,18 @@ def target_opset(ctx: StepContext, double: bool) -> dict | int | None:
     return opset
 
 
+def _no_zipmap(model) -> dict:
+    """Plain probability tensors, not a list of dicts, from every classifier in the model."""
+    from sklearn.base import is_classifier
+
+    options = {}
+    candidates = [model] + [step for _, step in getattr(model, "steps", [])]
+    for est in candidates:
+        if is_classifier(est) and not hasattr(est, "steps"):
+            options[id(est)] = {"zipmap": False}
+    return options
+
+
 def sklearn_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
     model = load_input(src, ctx)
     from skl2onnx import convert_sklearn
@@ -27,7 +39,7 @@ def sklearn_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
         onx = convert_sklearn(
             model,
             initial_types=[("input", tensor([None, n]))],
-            options={"zipmap": False},  # plain probability tensors, not a list of dicts
+            options=_no_zipmap(model),
             target_opset=target_opset(ctx, double),
         )
     except Exception as exc:  # skl2onnx raises bare RuntimeError/NameError for unsupported models

@@ -1,0 +1,40 @@
+# mlconvert: `make demo` and `make test` each set up .venv from pinned versions first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: setup test test-fast demo fixtures bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -e ".[classic,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not realworld"
+
+demo: setup
+	@mkdir -p out
+	$(BIN)/mlconvert inspect fixtures/sklearn_rf_iris.pkl
+	$(BIN)/mlconvert plan fixtures/lgbm_classifier_iris.pkl out/lgbm_iris.onnx --explain
+	$(BIN)/mlconvert fixtures/sklearn_rf_iris.pkl out/rf_iris.onnx
+	$(BIN)/mlconvert fixtures/lgbm_regressor_diabetes.txt out/lgbm_diabetes.onnx
+	$(BIN)/mlconvert fixtures/xgb_regressor_diabetes.ubj out/xgb_diabetes.pkl
+	$(BIN)/mlconvert fixtures/catboost_classifier_iris.pkl out/catboost_iris.onnx
+	$(BIN)/mlconvert inspect out/rf_iris.onnx
+
+fixtures: setup
+	$(BIN)/python fixtures/make_fixtures.py
+
+bench: setup
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
