@@ -180,9 +180,10 @@ def convert(src, dst, from_format, to_format, via, trust, sample, atol, rtol, no
                              verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
                              keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset)
     except MlconvertError as exc:
-        partial = exc.details.get("report")
-        if partial and not quiet:
-            _render_conversion(partial)
+        if not quiet and exc.details.get("report"):
+            _render_conversion(exc.details["report"])
+        if not quiet and exc.details.get("plan"):
+            _render_plan(exc.details["plan"], explain=True)
         raise
     if not quiet:
         _render_conversion(report.to_dict())

@@ -16,10 +16,10 @@ def imported_after(*args) -> set[str]:
         "import sys\nfrom mlconvert.cli import main\n"
         f"sys.argv = ['mlconvert', *{list(args)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+        f"print('IMPORTED:', *[m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return set(out.split())
+    return set(out.strip().splitlines()[-1].split()[1:])
 
 
 @pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["convert", "--help"], ["--version"], ["formats"]])
@@ -164,14 +164,15 @@ def test_exit_2_missing_argument(cli):
     assert cli("convert", "only-one-arg").code == 2
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "is empty"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
-    (b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML page"),
-    (b"\x00\x01\x02 not a model at all", "not a model file"),
+@pytest.mark.parametrize("name,content,message", [
+    ("model.pkl", b"", "is empty"),
+    ("model.onnx", b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
+    ("model.pkl", b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML page"),
+    ("model", b"\x00\x01\x02 not a model at all", "not a model file mlconvert recognises"),
+    ("model.pkl", b"\x00\x01\x02 not a model at all", "has the extension of a pickle / joblib file but its content"),
 ])
-def test_exit_3_not_a_model(cli, tmp_path, content, message):
-    bad = tmp_path / "model.pkl"
+def test_exit_3_not_a_model(cli, tmp_path, name, content, message):
+    bad = tmp_path / name
     bad.write_bytes(content)
     r = cli(bad, tmp_path / "out.onnx")
     assert r.code == 3, r
