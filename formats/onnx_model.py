@@ -1,0 +1,347 @@
+"""ONNX (.onnx): a protobuf ModelProto.
+
+sniff and describe read the protobuf wire format directly (formats._protobuf), so
+inspecting a model never imports onnx; load/save use the onnx package.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections import Counter
+from pathlib import Path
+
+from mlconvert.errors import InputError, NoPathError
+from mlconvert.formats import Format, register_format
+from mlconvert.formats import _protobuf as pb
+
+# TensorProto.DataType -> numpy-style dtype names (onnx.proto, TensorProto.DataType).
+ELEM_TYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
+    7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32",
+    13: "uint64", 14: "complex64", 15: "complex128", 16: "bfloat16",
+    17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2", 20: "float8e5m2fnuz",
+    21: "uint4", 22: "int4", 23: "float4e2m1", 24: "float8e8m0", 25: "uint2",
+    26: "int2", 27: "float6e2m3", 28: "float6e3m2",
+}
+
+# ModelProto field number -> wire type. Anything else at the top level is not ONNX.
+_MODEL_FIELDS = {
+    1: pb.VARINT,  # ir_version
+    2: pb.LEN,  # producer_name
+    3: pb.LEN,  # producer_version
+    4: pb.LEN,  # domain
+    5: pb.VARINT,  # model_version
+    6: pb.LEN,  # doc_string
+    7: pb.LEN,  # graph
+    8: pb.LEN,  # opset_import
+    14: pb.LEN,  # metadata_props
+    20: pb.LEN,  # training_info
+    25: pb.LEN,  # functions
+    26: pb.LEN,  # configuration
+}
+# Fields that a Core ML Model (which also starts with field 1 as a varint) never has.
+_ONNX_ONLY = {3, 4, 5, 6, 7, 8, 14, 20, 25, 26}
+_TEXT_FIELDS = (2, 3, 4, 6)
+# GraphProto fields are all length-delimited.
+_GRAPH_FIELDS = {1, 2, 5, 10, 11, 12, 13, 14, 15, 16}
+
+ML_DOMAIN = "ai.onnx.ml"
+# Default-domain ops that classic-ML converters put around ai.onnx.ml ops. A graph
+# of these plus ai.onnx.ml ops is a classic model; MatMul, Gemm, Conv, Relu... make
+# it a neural network.
+_GLUE_OPS = frozenset(
+    {
+        "Cast", "CastLike", "Identity", "Reshape", "Concat", "Flatten", "Squeeze",
+        "Unsqueeze", "Gather", "GatherElements", "Slice", "Shape", "Constant",
+        "ConstantOfShape", "ArgMax", "ArgMin", "Add", "Sub", "Mul", "Div", "Neg",
+        "Abs", "Exp", "Log", "Sqrt", "Pow", "Sigmoid", "Softmax", "Clip", "Max",
+        "Min", "Sum", "Mean", "Transpose", "Equal", "Greater", "Less", "Where",
+        "Not", "And", "Or", "ReduceSum", "ReduceMax", "ReduceMean", "Erf", "Expand",
+        "Split", "Tile", "Range", "Size", "LessOrEqual", "GreaterOrEqual",
+    }
+)
+_CLASSIFIER_OPS = {"TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier"}
+
+_HINT_CORRUPT = (
+    "the file looks truncated or corrupt; download or export it again "
+    "(compare its size and checksum with the source)"
+)
+
+
+# --------------------------------------------------------------------------- sniff
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    """An ONNX ModelProto prefix: field 1 (ir_version) first, ONNX-only fields after."""
+    if not head or head[0] != 0x08:
+        return False
+    try:
+        fields = list(pb.iter_fields(head, partial=True))
+        if not fields or fields[0][0] != 1 or fields[0][1] != pb.VARINT:
+            return False
+        if not 1 <= fields[0][2] <= 64:
+            return False
+        strong = False
+        for number, wire, value in fields:
+            if _MODEL_FIELDS.get(number) != wire:
+                return False
+            if number in _TEXT_FIELDS and not pb.is_text(value, partial=True):
+                # Core ML puts its description *message* in field 2.
+                return False
+            if number == 7:
+                for sub, sub_wire, _ in pb.iter_fields(value, partial=True):
+                    if sub not in _GRAPH_FIELDS or sub_wire != pb.LEN:
+                        return False
+            if number == 8:
+                for sub, sub_wire, sub_value in pb.iter_fields(value, partial=True):
+                    if (sub, sub_wire) not in ((1, pb.LEN), (2, pb.VARINT)):
+                        return False
+                    if sub == 1 and not pb.is_text(sub_value, partial=True):
+                        return False
+            if number in _ONNX_ONLY:
+                strong = True
+    except pb.ProtobufError:
+        return False
+    if strong:
+        return True
+    # Only ir_version (+ a producer string) in view: the content fits, but so would
+    # other protobufs; let the extension decide.
+    return Path(path).suffix.lower() == ".onnx"
+
+
+# ------------------------------------------------------------------------ describe
+
+
+def _type_info(type_bytes) -> tuple[str, list | None]:
+    """(dtype, shape) of a TypeProto; non-tensor types get a descriptive dtype."""
+    fields = pb.parse(type_bytes)
+    if 1 in fields or 8 in fields:  # tensor_type / sparse_tensor_type
+        tensor = pb.parse(pb.first(fields, 1) if 1 in fields else pb.first(fields, 8))
+        dtype = ELEM_TYPES.get(pb.first(tensor, 1, 0), f"onnx-type-{pb.first(tensor, 1, 0)}")
+        if 8 in fields:
+            dtype = f"sparse({dtype})"
+        shape_bytes = pb.first(tensor, 2)
+        if shape_bytes is None:
+            return dtype, None  # unknown rank
+        shape: list = []
+        for dim_bytes in pb.parse(shape_bytes).get(1, []):
+            dim = pb.parse(dim_bytes)
+            if 1 in dim:
+                shape.append(pb.signed64(pb.first(dim, 1)))
+            elif 2 in dim:
+                shape.append(pb.decode_string(pb.first(dim, 2)))
+            else:
+                shape.append(None)
+        return dtype, shape
+    if 4 in fields:  # sequence_type
+        inner = pb.first(pb.parse(pb.first(fields, 4)), 1)
+        return f"seq({_type_info(inner)[0] if inner is not None else '?'})", None
+    if 5 in fields:  # map_type
+        mapping = pb.parse(pb.first(fields, 5))
+        key = ELEM_TYPES.get(pb.first(mapping, 1, 0), "?")
+        value = pb.first(mapping, 2)
+        return f"map({key},{_type_info(value)[0] if value is not None else '?'})", None
+    if 9 in fields:  # optional_type
+        inner = pb.first(pb.parse(pb.first(fields, 9)), 1)
+        return f"optional({_type_info(inner)[0] if inner is not None else '?'})", None
+    if 7 in fields:
+        return "opaque", None
+    return "unknown", None
+
+
+def _value_info(vi_bytes) -> dict:
+    fields = pb.parse(vi_bytes)
+    name = pb.decode_string(pb.first(fields, 1))
+    type_bytes = pb.first(fields, 2)
+    dtype, shape = _type_info(type_bytes) if type_bytes is not None else ("unknown", None)
+    return {"name": name, "dtype": dtype, "shape": shape}
+
+
+def _class_count(node: dict) -> int | None:
+    """Number of class labels a classifier node declares (classlabels_* attributes)."""
+    for attr_bytes in node.get(5, []):
+        attr = pb.parse(attr_bytes)
+        name = pb.decode_string(pb.first(attr, 1))
+        # TreeEnsembleClassifier says classlabels_int64s; Linear/SVMClassifier classlabels_ints.
+        if name in ("classlabels_int64s", "classlabels_ints"):
+            return len(pb.varints(attr.get(8)))
+        if name == "classlabels_strings":
+            return len(attr.get(9, []))
+    return None
+
+
+def _read_model(data: bytes) -> dict:
+    model = pb.parse(data)
+    if 1 not in model:
+        raise pb.ProtobufError("no ir_version (field 1), so this is not an ONNX ModelProto")
+    if 7 not in model:
+        raise pb.ProtobufError("no graph (field 7); the file ends before the model's graph")
+    warnings: list[str] = []
+
+    opsets = []
+    for entry in model.get(8, []):
+        opset = pb.parse(entry)
+        opsets.append(
+            {"domain": pb.decode_string(pb.first(opset, 1)) or "ai.onnx", "version": pb.first(opset, 2, 0)}
+        )
+    ir_version = pb.first(model, 1)
+    if not opsets and ir_version >= 3:
+        # ONNX writers put opset_import after the graph: missing means cut off.
+        raise pb.ProtobufError("no opset_import (field 8); the file ends right after the graph")
+
+    graph = pb.parse(pb.first(model, 7))
+    initializer_names = set()
+    external = False
+    for tensor_bytes in graph.get(5, []):
+        tensor = pb.parse(tensor_bytes)
+        initializer_names.add(pb.decode_string(pb.first(tensor, 8)))
+        if pb.first(tensor, 14, 0) == 1:
+            external = True
+    if external:
+        warnings.append("some weights are stored in external data files beside the model; keep them together")
+
+    # Before IR version 4 graph inputs also listed the initializers (the weights).
+    inputs = [vi for vi in map(_value_info, graph.get(11, [])) if vi["name"] not in initializer_names]
+    outputs = [_value_info(vi) for vi in graph.get(12, [])]
+
+    op_types: Counter = Counter()
+    domains: set[str] = set()
+    n_classes = None
+    has_classifier = has_regressor = False
+    default_ops: set[str] = set()
+    for node_bytes in graph.get(1, []):
+        node = pb.parse(node_bytes)
+        op = pb.decode_string(pb.first(node, 4))
+        domain = pb.decode_string(pb.first(node, 7)) or "ai.onnx"
+        op_types[op] += 1
+        domains.add(domain)
+        if domain == ML_DOMAIN:
+            if op in _CLASSIFIER_OPS:
+                has_classifier = True
+                n_classes = n_classes or _class_count(node)
+            elif op.endswith("Regressor"):
+                has_regressor = True
+        elif domain == "ai.onnx":
+            default_ops.add(op)
+        else:
+            default_ops.add(f"{domain}:{op}")
+
+    classic = ML_DOMAIN in domains and default_ops <= _GLUE_OPS
+    flavor = "onnx-ml" if classic else "onnx-nn"
+    if has_classifier:
+        kind = "classifier"
+    elif has_regressor:
+        kind = "regressor"
+    elif classic:
+        kind = "transformer"  # only preprocessing ops (Scaler, OneHotEncoder...)
+    else:
+        kind = "neural-network"
+
+    result: dict = {"flavor": flavor, "kind": kind}
+    producer = pb.decode_string(pb.first(model, 2), strict=False)
+    if producer:
+        result["producer"] = producer
+    producer_version = pb.decode_string(pb.first(model, 3), strict=False)
+    if producer_version:
+        result["producer_version"] = producer_version
+    if inputs and inputs[0]["shape"] and isinstance(inputs[0]["shape"][-1], int) and inputs[0]["shape"][-1] > 0:
+        result["n_features"] = inputs[0]["shape"][-1]
+    if n_classes:
+        result["n_classes"] = n_classes
+    result["inputs"] = inputs
+    result["outputs"] = outputs
+    details = {
+        "ir_version": ir_version,
+        "opset_import": opsets,
+        "graph_name": pb.decode_string(pb.first(graph, 2), strict=False),
+        "node_count": sum(op_types.values()),
+        "op_types": dict(sorted(op_types.items())),
+        "initializer_count": len(initializer_names),
+        "metadata_props": pb.string_map(model.get(14)),
+    }
+    domain = pb.decode_string(pb.first(model, 4), strict=False)
+    if domain:
+        details["domain"] = domain
+    if 5 in model:
+        details["model_version"] = pb.first(model, 5)
+    doc = pb.decode_string(pb.first(model, 6), strict=False)
+    if doc:
+        details["doc_string"] = doc[:500]
+    if 25 in model:
+        details["local_functions"] = len(model[25])
+    result["details"] = details
+    if not inputs:
+        warnings.append("the graph declares no inputs")
+    if warnings:
+        result["warnings"] = warnings
+    return result
+
+
+def describe(path: Path) -> dict:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path and permissions") from exc
+    if not data:
+        raise InputError(f"{path} is empty; expected an ONNX model", hint=_HINT_CORRUPT)
+    try:
+        return _read_model(data)
+    except (ValueError, KeyError, IndexError, TypeError, struct.error, RecursionError) as exc:
+        raise InputError(
+            f"{path} is not a readable ONNX model ({len(data)} bytes): {exc}", hint=_HINT_CORRUPT
+        ) from exc
+
+
+# -------------------------------------------------------------------- load / save
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError as exc:
+        raise NoPathError(
+            "the onnx package is not installed", hint="install it: pip install 'mlconvert[classic]'"
+        ) from exc
+    return onnx
+
+
+def load(path: Path):
+    """onnx.load + the ONNX checker; a model the checker rejects is an input error."""
+    onnx = _import_onnx()
+    path = Path(path)
+    try:
+        # The path form of check_model also handles models with external data.
+        onnx.checker.check_model(str(path))
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path} is not a valid ONNX model: {reason}", hint=_HINT_CORRUPT) from exc
+
+
+def save(model, path: Path) -> None:
+    """Write atomically: a temporary file beside the target, renamed on success."""
+    onnx = _import_onnx()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+register_format(
+    Format(
+        id="onnx",
+        title="ONNX",
+        extensions=(".onnx",),
+        sniff=sniff,
+        describe=describe,
+        load=load,
+        save=save,
+        family="classic",
+        notes="protobuf ModelProto; ai.onnx.ml graphs are classic models, others neural networks",
+    )
+)
