@@ -1,0 +1,182 @@
+"""pickle / joblib: scikit-learn (and xgboost / lightgbm / catboost wrapper) models.
+
+Sniffing and describing never unpickle: `describe` reports what the static scan in
+mlconvert.safety found. `load` goes through safety.load_pickle, which refuses files
+that name globals outside the allow-list unless trust=True.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from mlconvert import safety
+from mlconvert.formats import Format, register_format
+
+_COMPRESSED_SUFFIXES = (".z", ".gz", ".bz2", ".xz", ".lzma", ".lz4")
+EXTENSIONS = (
+    ".pkl", ".pickle", ".joblib", ".sav", ".pkl.z", ".pkl.gz", ".pkl.bz2", ".pkl.xz", ".pkl.lzma",
+    ".pkl.lz4", ".joblib.z", ".joblib.gz", ".joblib.bz2", ".joblib.xz", ".joblib.lzma", ".joblib.lz4",
+)
+
+
+def _has_extension(path: Path, extensions=EXTENSIONS) -> bool:
+    return path.name.lower().endswith(extensions)
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    """Pure and cheap: magic bytes, and the extension where bytes alone are too weak."""
+    path = Path(path)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True  # PROTO opcode: pickle protocol 2..5
+    if safety.container_of_head(head) is not None:
+        # zlib/gzip/bz2/xz/... is any compressed file; only a joblib-ish name makes it ours
+        return _has_extension(path)
+    if head and _has_extension(path):
+        # protocol 0/1 pickles have no magic: accept them if the bytes parse as opcodes
+        return safety.probe_pickle_head(head)
+    return False
+
+
+_CLASSIFIERS = {
+    "LogisticRegression", "LogisticRegressionCV", "SVC", "NuSVC", "LinearSVC", "GaussianNB",
+    "MultinomialNB", "BernoulliNB", "ComplementNB", "CategoricalNB", "LinearDiscriminantAnalysis",
+    "QuadraticDiscriminantAnalysis", "Perceptron", "CalibratedClassifierCV", "RidgeClassifierCV",
+}
+_REGRESSORS = {
+    "LinearRegression", "Ridge", "RidgeCV", "Lasso", "LassoCV", "ElasticNet", "ElasticNetCV", "SVR",
+    "NuSVR", "LinearSVR", "BayesianRidge", "Lars", "LarsCV", "LassoLars", "LassoLarsCV", "LassoLarsIC",
+    "OrthogonalMatchingPursuit", "KernelRidge", "PLSRegression", "TransformedTargetRegressor",
+}
+_TRANSFORMERS = {
+    "PCA", "TruncatedSVD", "Normalizer", "Binarizer", "PolynomialFeatures", "SplineTransformer",
+    "FeatureUnion", "NMF", "FastICA", "KernelPCA", "VarianceThreshold", "SelectKBest",
+    "SelectPercentile", "SelectFromModel", "RFE", "Nystroem", "RBFSampler",
+}
+_CLUSTERERS = {"KMeans", "MiniBatchKMeans", "DBSCAN", "AgglomerativeClustering", "Birch", "MeanShift"}
+
+
+def _kind_of(name: str | None) -> str | None:
+    if not name:
+        return None
+    if name in _CLASSIFIERS or name.endswith("Classifier"):
+        return "classifier"
+    if name in _REGRESSORS or name.endswith(("Regressor", "Regression")):
+        return "regressor"
+    if name.endswith("Ranker"):
+        return "ranker"
+    if name in _CLUSTERERS:
+        return "clusterer"
+    if name in _TRANSFORMERS or name.endswith(
+        ("Scaler", "Encoder", "Transformer", "Imputer", "Vectorizer", "Selector", "Discretizer")
+    ):
+        return "transformer"
+    return None
+
+
+_PRODUCERS = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
+
+
+def _installed(dist: str) -> str | None:
+    from importlib import metadata  # stdlib; reads metadata without importing the library
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def describe(path: Path) -> dict:
+    """What the file holds, from a static scan: nothing in it is run."""
+    scan = safety.scan_pickle(path)
+    top = scan.top_class.rsplit(".", 1)[-1] if scan.top_class else None
+    if top == "Pipeline":
+        kind = _kind_of(scan.steps[-1]) if scan.steps else None
+        kind = kind or "pipeline"
+    else:
+        kind = _kind_of(top)
+    producer = _PRODUCERS.get(scan.flavor)
+    producer_version = scan.versions.get(producer) if producer else None
+
+    warnings: list[str] = []
+    if scan.untrusted:
+        warnings.append(
+            "names globals outside the allow-list (" + ", ".join(scan.untrusted) + "); "
+            "it will not be loaded without --trust"
+        )
+    if scan.sklearn_version:
+        installed = _installed("scikit-learn")
+        if installed and installed != scan.sklearn_version:
+            warnings.append(
+                f"pickled by scikit-learn {scan.sklearn_version}, installed {installed}: "
+                "loading may warn or fail, and results may differ"
+            )
+    if scan.python2:
+        warnings.append("written by Python 2")
+    warnings.extend(scan.notes)
+
+    return {
+        "flavor": scan.flavor,
+        "kind": kind,
+        "producer": producer,
+        "producer_version": producer_version,
+        "n_features": scan.n_features,
+        "details": {
+            "container": scan.container,
+            "protocol": scan.protocol,
+            "top_class": scan.top_class,
+            "estimators": list(scan.estimators),
+            "steps": list(scan.steps),
+            "versions": dict(scan.versions),
+            "globals": list(scan.globals),
+            "untrusted": list(scan.untrusted),
+            "python2": scan.python2,
+        },
+        "warnings": warnings,
+    }
+
+
+def load(path: Path, trust: bool = False) -> Any:
+    """The unpickled object; refuses untrusted files unless trust=True."""
+    return safety.load_pickle(path, trust=trust).obj
+
+
+_JOBLIB_COMPRESSION = {".z": "zlib", ".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".lzma": "lzma", ".lz4": "lz4"}
+
+
+def save(obj: Any, path: Path) -> None:
+    """pickle protocol 5; joblib.dump for .joblib and compressed targets. Atomic."""
+    path = Path(path)
+    name = path.name.lower()
+    tmp = path.with_name(f".{path.name}.partial")
+    suffix = next((s for s in _COMPRESSED_SUFFIXES if name.endswith(s)), None)
+    try:
+        if name.endswith(".joblib") or suffix:
+            import joblib
+
+            # The temporary name hides the extension joblib picks compression by, so say it.
+            compress = (_JOBLIB_COMPRESSION[suffix], 3) if suffix else 0
+            joblib.dump(obj, str(tmp), compress=compress)
+        else:
+            with open(tmp, "wb") as fh:
+                pickle.dump(obj, fh, protocol=5)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+register_format(
+    Format(
+        id="pickle",
+        title="pickle / joblib",
+        extensions=EXTENSIONS,
+        sniff=sniff,
+        describe=describe,
+        load=load,
+        save=save,
+        family="classic",
+        notes="scanned statically before loading; globals outside the allow-list need --trust",
+    )
+)
