@@ -61,9 +61,18 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for name in _MODULES:
         importlib.import_module(f"mlconvert.formats.{name}")
+    _loaded = True
+
+
+def _in_sniff_order() -> list[Format]:
+    """Registered formats in _MODULES order, whichever module happened to be imported first."""
+    def rank(fmt: Format) -> int:
+        name = fmt.sniff.__module__.rpartition(".")[2]
+        return _MODULES.index(name) if name in _MODULES else len(_MODULES)
+
+    return sorted(_REGISTRY.values(), key=rank)
 
 
 def all_formats() -> list[Format]:
@@ -124,8 +133,8 @@ def detect(path: Path, declared: str | None = None) -> Format:
     if declared:
         return get(declared)
     if path.is_dir():
-        for fmt in _REGISTRY.values():
-            if fmt.directory and fmt.sniff(b"", path):
+        for fmt in _in_sniff_order():
+            if (fmt.directory or fmt.extra.get("also_directory")) and fmt.sniff(b"", path):
                 return fmt
         raise InputError(
             f"{path} is a directory that holds no model mlconvert knows",
@@ -136,7 +145,7 @@ def detect(path: Path, declared: str | None = None) -> Format:
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the file's permissions") from exc
     _refuse_non_model(head, path)
-    for fmt in _REGISTRY.values():
+    for fmt in _in_sniff_order():
         if not fmt.directory and fmt.sniff(head, path):
             return fmt
     guess = by_extension(path)

@@ -623,12 +623,7 @@ def test_coreml_mlpackage_detect(detect, tmp_path):
     spec_dir.mkdir(parents=True)
     (spec_dir / "model.mlmodel").write_bytes(coreml_spec())
     (package / "Manifest.json").write_text("{}")
-    try:
-        fmt = detect(package)
-    except InputError:
-        pytest.xfail("formats.detect() only offers directories to formats with directory=True; "
-                     "coreml (a file or a directory) sets extra['also_directory']")
-    assert fmt.id == "coreml"
+    assert detect(package).id == "coreml"
 
 
 @pytest.mark.parametrize("cut", [3, 20, -1])
