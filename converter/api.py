@@ -153,6 +153,14 @@ def predictor(path: Path, format_id: str, trust: bool):
 
     if format_id == "onnx":
         return OnnxPredictor(path)
+    if format_id == "pickle":  # keep what the loader noticed (old versions, changed semantics)
+        from mlconvert.safety import load_pickle
+
+        loaded = load_pickle(path, trust=trust)
+        model = predictor_for(loaded.obj)
+        # scikit-learn's own version warning is long; the pickle's description says it shorter.
+        model.notes = [w for w in loaded.warnings if "Trying to unpickle" not in w]
+        return model
     return predictor_for(formats.get(format_id).load(path, trust=trust))
 
 
@@ -182,12 +190,24 @@ def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge],
     else:
         X, how = verification.synthetic_inputs(source_model)
     try:
-        return verification.run(source_model, target_model, X, how, a, r, source)
+        result = verification.run(source_model, target_model, X, how, a, r, source)
+        result.notes = list(getattr(source_model, "notes", []))
+        return result
     except MlconvertError:
         raise
     except Exception as exc:
         raise ConversionError(f"running the models on the inputs failed: {type(exc).__name__}: {exc}",
                               hint="pass --sample FILE with rows the model accepts") from exc
+
+
+def _mismatch_hint(report: ConversionReport, description: dict, double: bool) -> str:
+    """What most likely explains a mismatch, from what the run knows."""
+    hints = list(report.verification.get("notes", []))
+    hints += [w for w in description.get("warnings", []) if "installed" in w]
+    if any(s.edge == "skl2onnx" for s in report.steps) and not double:
+        hints.append("the ONNX model computes in float32: --double keeps float64")
+    hints.append("--atol/--rtol loosen the tolerance if the difference is acceptable")
+    return "; ".join(hints)
 
 
 def convert(
@@ -223,7 +243,8 @@ def convert(
     report = ConversionReport(
         source={"path": str(src), "format": src_fmt.id, "flavor": description["flavor"],
                 "sha256": sha256_of(src), "producer": description.get("producer"),
-                "producer_version": description.get("producer_version")},
+                "producer_version": description.get("producer_version"),
+                "warnings": list(description.get("warnings") or [])},
         target={"path": str(dst), "format": dst_fmt.id},
     )
     options = {"double": double, "opset": opset}
@@ -238,7 +259,10 @@ def convert(
             except MlconvertError as exc:
                 if not failed:
                     raise
-                reasons = "; ".join(f"{name}: {msg}" for name, msg in failed.items())
+                by_message: dict[str, list[str]] = {}
+                for name, msg in failed.items():
+                    by_message.setdefault(msg, []).append(name)
+                reasons = "; ".join(f"{', '.join(names)}: {msg}" for msg, names in by_message.items())
                 raise ConversionError(f"every conversion path failed ({reasons})",
                                       hint="run with -v for details; `mlconvert plan --explain` lists the edges",
                                       details={"failed": failed}) from exc
@@ -257,7 +281,8 @@ def convert(
         if status == "mismatch" and not keep_on_mismatch:
             raise VerificationError(
                 f"the converted model disagrees with the source: {report.verification['reason']}",
-                hint="nothing was written; --atol/--rtol loosen the tolerance, --keep-on-mismatch writes it anyway",
+                hint=_mismatch_hint(report, description, double)
+                + "; nothing was written (--keep-on-mismatch writes it anyway)",
                 details={"report": report.to_dict()})
         if status == "unverified" and strict and verify:
             raise UnverifiedError(f"the result could not be verified: {report.verification['reason']}",

@@ -128,6 +128,8 @@ def _render_conversion(report: dict) -> None:
     producer = f" · {src['producer']} {src.get('producer_version') or ''}".rstrip() if src.get("producer") else ""
     c.print(f"[bold]{src['path']}[/] → [bold]{dst['path']}[/]")
     c.print(f"  input    {src['format']} ({src['flavor']}){producer}")
+    for warning in src.get("warnings") or []:
+        c.print(f"  [yellow]note[/]     {warning}")
     for rec in report.get("failed_steps", []):
         c.print(f"  [red]failed[/]   {rec['edge']} ({rec['source']} → {rec['target']}): {rec['error']} — re-planned")
     for i, rec in enumerate(report["plan"], 1):

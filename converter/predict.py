@@ -209,6 +209,26 @@ class LightGBMPredictor(Predictor):
         self.n_features = booster.num_feature()
         self.feature_names = booster.feature_name()
 
+    def categories(self):
+        # LightGBM records every category value it saw; numeric features have a range instead.
+        infos = self._dump.get("feature_infos", {})
+        out = {}
+        for i, name in enumerate(self.feature_names or []):
+            values = [v for v in infos.get(name, {}).get("values", []) if v >= 0]
+            if values:
+                out[i] = [float(v) for v in values]
+        return out
+
+    def ranges(self):
+        infos = self._dump.get("feature_infos", {})
+        out = {}
+        for i, name in enumerate(self.feature_names or []):
+            info = infos.get(name, {})
+            lo, hi = info.get("min_value"), info.get("max_value")
+            if lo is not None and hi is not None and not info.get("values"):
+                out[i] = ((lo + hi) / 2, (hi - lo) / 2 or 1.0)
+        return out
+
     def predict(self, X):
         out = self.booster.predict(X)
         if self.kind == "classifier":

@@ -45,9 +45,11 @@ class Verification:
     rtol: float = DEFAULT_RTOL
     tolerance_source: str = "default"
     outputs: list[OutputCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what loading the source revealed
 
     def to_dict(self) -> dict:
         return {
+            "notes": self.notes,
             "status": self.status,
             "reason": self.reason,
             "rows": self.rows,

@@ -5,6 +5,7 @@ CatBoost itself (parsing a .cbm runs no code from the file).
 """
 from __future__ import annotations
 
+import json
 import re
 import struct
 from pathlib import Path
@@ -35,6 +36,18 @@ def _check_size(path: Path) -> int:
     return body
 
 
+def loss_function(model) -> str:
+    """The training loss; models from CatBoost < 1.0 lack what get_all_params() needs."""
+    loss = (model.get_params() or {}).get("loss_function")
+    if not loss:
+        try:
+            loss = (model.get_all_params() or {}).get("loss_function", "")
+        except Exception:  # CatBoostError from old metadata: fall back to the recorded params
+            params = dict(model.get_metadata() or {}).get("params", "{}")
+            loss = json.loads(params).get("loss_function", {}).get("type", "")
+    return str(loss)
+
+
 def load(path: Path, **_):
     """A CatBoostClassifier or CatBoostRegressor, chosen by the recorded loss."""
     _check_size(path)
@@ -45,7 +58,7 @@ def load(path: Path, **_):
         generic.load_model(str(path), format="cbm")
     except catboost.CatBoostError as exc:
         raise InputError(f"CatBoost cannot load {path}: {exc}") from exc
-    loss = (generic.get_all_params() or {}).get("loss_function", "")
+    loss = loss_function(generic)
     cls = catboost.CatBoostClassifier if loss.startswith(CLASSIFIER_LOSSES) else catboost.CatBoostRegressor
     model = cls()
     model.load_model(str(path), format="cbm")
@@ -59,8 +72,7 @@ def describe(path: Path) -> dict:
         out["warnings"] = ["catboost is not installed: install it for the model's details"]
         return out
     model = load(path)
-    params = model.get_all_params() or {}
-    loss = params.get("loss_function", "")
+    loss = loss_function(model)
     out.update(
         kind="classifier" if loss.startswith(CLASSIFIER_LOSSES) else "regressor",
         n_features=len(model.feature_names_) if model.feature_names_ else None,

@@ -22,6 +22,7 @@ def read_header(path: Path) -> tuple[dict[str, str], int, bool]:
     header: dict[str, str] = {}
     trees = 0
     complete = False
+    trailer = False  # "feature importances:" / "pandas_categorical:" follow the last tree
     in_header = True
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -36,6 +37,13 @@ def read_header(path: Path) -> tuple[dict[str, str], int, bool]:
                 header[key] = value
             elif line.startswith("pandas_categorical:"):
                 header["pandas_categorical"] = line.partition(":")[2]
+                trailer = True
+            elif line.startswith("feature importances:"):
+                trailer = True
+    # LightGBM 2.x wrote no "end of trees" line; its tree_sizes header says how many to expect.
+    sizes = header.get("tree_sizes", "").split()
+    if not complete and sizes and trailer and len(sizes) == trees:
+        complete = True
     return header, trees, complete
 
 

@@ -177,6 +177,22 @@ def summarize(doc: dict) -> dict:
     }
 
 
+def dart_as_gbtree(doc: dict) -> dict:
+    """A DART model as the equivalent gbtree: at prediction time DART weighs tree i by
+    weight_drop[i], which is the same as scaling that tree's leaf values."""
+    booster = doc["learner"]["gradient_booster"]
+    if booster.get("name") != "dart":
+        return doc
+    model = booster["gbtree"]["model"]
+    for tree, weight in zip(model["trees"], booster["weight_drop"]):
+        for node, left in enumerate(tree["left_children"]):
+            if left == -1:  # a leaf: its value lives in split_conditions and base_weights
+                tree["split_conditions"][node] *= weight
+                tree["base_weights"][node] *= weight
+    doc["learner"]["gradient_booster"] = {"name": "gbtree", "model": model}
+    return doc
+
+
 def describe(path: Path) -> dict:
     kind = encoding(path)
     out = summarize(read_document(path))

@@ -25,13 +25,59 @@ def _convert(model, ctx: StepContext, library: str):
         ) from exc
 
 
+def _plain_booster(model):
+    """The model as onnxmltools can read it: a gbtree Booster with positional features."""
+    import json
+
+    import xgboost
+
+    from mlconvert.formats.xgboost_model import dart_as_gbtree
+
+    booster = model.get_booster() if hasattr(model, "get_booster") else model
+    names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
+    categorical = [n for n, t in zip(names, booster.feature_types or []) if t == "c"]
+    if categorical:
+        raise ConversionError(
+            f"onnxmltools cannot convert XGBoost's categorical splits (categorical features: {', '.join(categorical)})",
+            hint="retrain with the categorical features one-hot encoded, or keep the XGBoost model file",
+        )
+    doc = dart_as_gbtree(json.loads(booster.save_raw(raw_format="json")))
+    plain = xgboost.Booster()
+    plain.load_model(bytearray(json.dumps(doc).encode()))
+    # onnxmltools only understands the names f0, f1, ...; ONNX takes a matrix anyway.
+    plain.feature_names, plain.feature_types = None, None
+    return plain
+
+
 def xgboost_to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
-    model = load_input(src, ctx)
+    model = _plain_booster(load_input(src, ctx))
     dst.write_bytes(_convert(model, ctx, "xgboost").SerializeToString())
 
 
+def _convertible_lightgbm(model):
+    """A custom objective (recorded as "custom", or not recorded at all) outputs the raw
+    score, which is exactly what the 'regression' objective outputs."""
+    booster = getattr(model, "booster_", model)
+    text = booster.model_to_string()
+    lines = text.splitlines()
+    objective = next((line for line in lines if line.startswith("objective=")), None)
+    if objective is not None and not objective.startswith("objective=custom"):
+        return model
+    if booster.num_model_per_iteration() > 1:
+        raise ConversionError("a multiclass LightGBM model with a custom objective has no ONNX equivalent here",
+                              hint="its raw scores depend on the custom transform, which is not in the file")
+    if objective is None:
+        lines.insert(lines.index("tree") + 1, "objective=regression")
+    else:
+        lines[lines.index(objective)] = "objective=regression"
+    lines = [("[objective: regression]" if line == "[objective: custom]" else line) for line in lines]
+    import lightgbm
+
+    return lightgbm.Booster(model_str="\n".join(lines) + "\n")
+
+
 def lightgbm_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
-    model = load_input(src, ctx)
+    model = _convertible_lightgbm(load_input(src, ctx))
     onx = _convert(model, ctx, "lightgbm")
     # LightGBM compares float64 thresholds; onnxmltools rounds them to the nearest float32.
     from mlconvert.edges._thresholds import fix_float32_thresholds
