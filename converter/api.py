@@ -134,50 +134,43 @@ class _StepFailed(Exception):
         self.edge, self.message = edge, message
 
 
-# The module each format needs to run a model, for verification.
-RUNTIMES = {"onnx": "onnxruntime", "pickle": None, "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
-
-
-def _missing_runtime(format_id: str) -> str | None:
-    if format_id not in RUNTIMES:
-        return f"mlconvert cannot run {format_id} models in this environment yet"
-    module = RUNTIMES[format_id]
-    if module and not probe.has_module(module):
-        return f"{module} is not installed, so the {format_id} model cannot be run (pip install {module})"
+def _cannot_run(format_id: str) -> str | None:
+    """Why models of this format cannot be run here, or None."""
+    fmt = formats.get(format_id)
+    if fmt.predictor is None:
+        return f"mlconvert cannot run {fmt.title} models"
+    if fmt.runtime and not probe.has_module(fmt.runtime):
+        return f"{fmt.runtime} is not installed, so the {format_id} model cannot be run (pip install {fmt.runtime})"
     return None
 
 
-def predictor(path: Path, format_id: str, trust: bool):
+def predictor(path: Path, format_id: str, options: dict):
     """A runnable view of a model file, for verification."""
-    from mlconvert.predict import OnnxPredictor, predictor_for
-
-    if format_id == "onnx":
-        return OnnxPredictor(path)
-    if format_id == "pickle":  # keep what the loader noticed (old versions, changed semantics)
-        from mlconvert.safety import load_pickle
-
-        loaded = load_pickle(path, trust=trust)
-        model = predictor_for(loaded.obj)
-        # scikit-learn's own version warning is long; the pickle's description says it shorter.
-        model.notes = [w for w in loaded.warnings if "Trying to unpickle" not in w]
-        return model
-    return predictor_for(formats.get(format_id).load(path, trust=trust))
+    return formats.get(format_id).predictor(Path(path), options)
 
 
-def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge], trust: bool,
+def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge], options: dict,
             sample, atol, rtol):
     from mlconvert import verification
+    from mlconvert.predict import CannotRun
 
     a, r, source = _tolerance(steps, atol, rtol)
-    missing = _missing_runtime(src_fmt) or _missing_runtime(out_fmt)
+
+    def unverified(reason: str):
+        return verification.Verification("unverified", reason=reason, atol=a, rtol=r, tolerance_source=source)
+
+    missing = _cannot_run(src_fmt) or _cannot_run(out_fmt)
     if missing:
-        return verification.Verification("unverified", reason=missing, atol=a, rtol=r, tolerance_source=source)
-    source_model = predictor(src, src_fmt, trust)
+        return unverified(missing)
     try:
-        target_model = predictor(out, out_fmt, True)
-    except InputError as exc:
-        raise ConversionError(f"the converted model does not load: {exc.message}",
-                              hint="this is a converter bug; please report it with the input file") from exc
+        source_model = predictor(src, src_fmt, options)
+        try:
+            target_model = predictor(out, out_fmt, {**options, "trust": True})
+        except InputError as exc:
+            raise ConversionError(f"the converted model does not load: {exc.message}",
+                                  hint="this is a converter bug; please report it with the input file") from exc
+    except CannotRun as exc:  # e.g. no Core ML runtime off macOS, after a structural check
+        return unverified(str(exc))
     # Old pickles may not record their width; the converted model's declared input does.
     source_model.n_features = source_model.n_features or target_model.n_features
     if sample:
@@ -226,10 +219,12 @@ def convert(
     strict: bool = False,
     double: bool = False,
     opset: int | None = None,
+    **extra_options,
 ) -> ConversionReport:
     """Convert `src` to `dst` along the cheapest working path, verify, and write atomically.
 
     Raises the typed errors of mlconvert.errors; on any failure `dst` is left as it was.
+    Options beyond the named ones are handed to every step and model loader.
     """
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
@@ -247,7 +242,7 @@ def convert(
                 "warnings": list(description.get("warnings") or [])},
         target={"path": str(dst), "format": dst_fmt.id},
     )
-    options = {"double": double, "opset": opset}
+    options = {**extra_options, "double": double, "opset": opset}
     dst.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".mlconvert-", dir=dst.parent))
     try:
@@ -273,7 +268,8 @@ def convert(
             except _StepFailed as exc:
                 failed[exc.edge.name] = exc.message
         if verify:
-            result = _verify(src, src_fmt.id, out, dst_fmt.id, chosen.steps, trust, sample, atol, rtol)
+            result = _verify(src, src_fmt.id, out, dst_fmt.id, chosen.steps, {**options, "trust": trust},
+                             sample, atol, rtol)
             report.verification = result.to_dict()
         else:
             report.verification = {"status": "unverified", "reason": "--no-verify"}
@@ -309,7 +305,7 @@ def verify(source, converted, *, sample=None, atol: float | None = None, rtol: f
     """Re-check a converted artifact against its source: the gate a CI pipeline needs."""
     src_fmt, _ = identify(Path(source), from_format, trust=trust)
     out_fmt, _ = identify(Path(converted), None, trust=trust)
-    result = _verify(Path(source), src_fmt.id, Path(converted), out_fmt.id, [], trust, sample, atol, rtol)
+    result = _verify(Path(source), src_fmt.id, Path(converted), out_fmt.id, [], {"trust": trust}, sample, atol, rtol)
     if result.status == "mismatch":
         raise VerificationError(f"{converted} disagrees with {source}: {result.reason}",
                                 details={"verification": result.to_dict()})

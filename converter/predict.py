@@ -15,10 +15,21 @@ import numpy as np
 from mlconvert.errors import InputError
 
 
+class CannotRun(Exception):
+    """The model cannot be run here (e.g. no Core ML runtime off macOS): verification
+    reports 'unverified' with this message instead of failing."""
+
+
 class Predictor:
-    kind = "regressor"  # "classifier" | "regressor"
+    kind = "regressor"  # "classifier" | "regressor" | "neural-network"
     n_features: int | None = None
     feature_names: list[str] | None = None
+    notes: list[str] = []  # what loading the model revealed, for the report
+
+    def input_specs(self) -> list[dict] | None:
+        """For models with named, shaped inputs (neural networks): [{"name", "dtype", "shape"}].
+        None means one float matrix of n_features columns."""
+        return None
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -124,7 +124,27 @@ def _as_float32_values(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32).astype(np.float64)
 
 
-def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS) -> tuple[np.ndarray, str]:
+def _declared_inputs(specs: list[dict], rows: int) -> tuple[dict[str, np.ndarray], str]:
+    """Random values of each declared input's shape and dtype (unknown dims: 8)."""
+    rng = np.random.default_rng(SEED)
+    out = {}
+    for spec in specs:
+        shape = [rows] + [d if isinstance(d, int) and d > 0 else 8 for d in list(spec.get("shape") or [None])[1:]]
+        dtype = np.dtype(spec.get("dtype") or "float32")
+        if np.issubdtype(dtype, np.integer):
+            out[spec["name"]] = rng.integers(0, 8, shape).astype(dtype)
+        elif np.issubdtype(dtype, np.bool_):
+            out[spec["name"]] = rng.random(shape) < 0.5
+        else:
+            out[spec["name"]] = rng.normal(size=shape).astype(dtype)
+    return out, f"synthetic ({rows} rows of random values for {len(specs)} declared input(s))"
+
+
+def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
+    """A float matrix for classic models; a dict of named arrays for models with declared inputs."""
+    specs = predictor.input_specs()
+    if specs:
+        return _declared_inputs(specs, min(rows, 64))
     n = predictor.n_features
     if not n:
         raise UsageError("cannot synthesise inputs: the model does not record its feature count",
@@ -158,10 +178,9 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS) -> tuple[
 
 
 def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float) -> list[OutputCheck]:
+    """Every output both sides have, by name; labels must agree, numbers within tolerance."""
     checks = []
-    for name in ("label", "probabilities", "value"):
-        if name not in expected or name not in actual:
-            continue
+    for name in [n for n in expected if n in actual]:
         a, b = np.asarray(expected[name]), np.asarray(actual[name])
         if name == "label":
             checks.append(_compare_labels(a, b, expected.get("probabilities"), atol, rtol))
@@ -203,7 +222,8 @@ def run(source: Predictor, target: Predictor, X: np.ndarray, inputs: str, atol: 
     expected = source.predict(X)
     actual = target.predict(X)
     checks = compare(expected, actual, atol, rtol)
-    result = Verification("verified", rows=len(X), inputs=inputs, atol=atol, rtol=rtol,
+    rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+    result = Verification("verified", rows=rows, inputs=inputs, atol=atol, rtol=rtol,
                           tolerance_source=tolerance_source, outputs=checks)
     if not checks:
         result.status, result.reason = "unverified", (

@@ -40,6 +40,10 @@ class Format:
     describe: Callable[[Path], dict]
     load: Callable[..., Any] | None = None
     save: Callable[..., None] | None = None
+    # For verification: (path, options) -> mlconvert.predict.Predictor, and the module
+    # it needs (probed without importing). No predictor: mlconvert cannot run the format.
+    predictor: Callable[..., Any] | None = None
+    runtime: str | None = None
     directory: bool = False  # a model stored as a folder (SavedModel, .mlpackage)
     family: str = ""  # which extra provides its library: classic, tf, coreml, pmml
     notes: str = ""

@@ -99,6 +99,12 @@ def save(model, path: Path) -> None:
     model.save_model(str(path), format="cbm")
 
 
+def predictor(path: Path, options: dict):
+    from mlconvert.predict import predictor_for
+
+    return predictor_for(load(path))
+
+
 register_format(
     Format(
         id="catboost",
@@ -108,6 +114,8 @@ register_format(
         describe=describe,
         load=load,
         save=save,
+        predictor=predictor,
+        runtime="catboost",
         family="classic",
     )
 )

@@ -99,6 +99,12 @@ def save(model, path: Path) -> None:
     booster.save_model(str(path))
 
 
+def predictor(path: Path, options: dict):
+    from mlconvert.predict import predictor_for
+
+    return predictor_for(load(path))
+
+
 register_format(
     Format(
         id="lightgbm",
@@ -108,6 +114,8 @@ register_format(
         describe=describe,
         load=load,
         save=save,
+        predictor=predictor,
+        runtime="lightgbm",
         family="classic",
     )
 )

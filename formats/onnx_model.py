@@ -332,6 +332,12 @@ def save(model, path: Path) -> None:
             tmp.unlink()
 
 
+def predictor(path: Path, options: dict):
+    from mlconvert.predict import OnnxPredictor
+
+    return OnnxPredictor(path)
+
+
 register_format(
     Format(
         id="onnx",
@@ -341,6 +347,8 @@ register_format(
         describe=describe,
         load=load,
         save=save,
+        predictor=predictor,
+        runtime="onnxruntime",
         family="classic",
         notes="protobuf ModelProto; ai.onnx.ml graphs are classic models, others neural networks",
     )

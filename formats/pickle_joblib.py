@@ -137,6 +137,17 @@ def describe(path: Path) -> dict:
     }
 
 
+def predictor(path: Path, options: dict):
+    """A runnable view for verification; keeps what the loader noticed (old versions...)."""
+    from mlconvert.predict import predictor_for
+
+    loaded = safety.load_pickle(path, trust=bool(options.get("trust")))
+    model = predictor_for(loaded.obj)
+    # scikit-learn's own version warning is long; the pickle's description says it shorter.
+    model.notes = [w for w in loaded.warnings if "Trying to unpickle" not in w]
+    return model
+
+
 def load(path: Path, trust: bool = False) -> Any:
     """The unpickled object; refuses untrusted files unless trust=True."""
     return safety.load_pickle(path, trust=trust).obj
@@ -176,6 +187,7 @@ register_format(
         describe=describe,
         load=load,
         save=save,
+        predictor=predictor,
         family="classic",
         notes="scanned statically before loading; globals outside the allow-list need --trust",
     )

@@ -247,6 +247,12 @@ def save(model, path: Path) -> None:
         booster.save_model(str(path))
 
 
+def predictor(path: Path, options: dict):
+    from mlconvert.predict import predictor_for
+
+    return predictor_for(load(path))
+
+
 register_format(
     Format(
         id="xgboost",
@@ -256,6 +262,8 @@ register_format(
         describe=describe,
         load=load,
         save=save,
+        predictor=predictor,
+        runtime="xgboost",
         family="classic",
         notes="JSON, UBJSON (.ubj) or legacy binary; the extension of the output picks JSON or UBJSON",
     )
