@@ -165,7 +165,9 @@ def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge],
     try:
         source_model = predictor(src, src_fmt, options)
         try:
-            target_model = predictor(out, out_fmt, {**options, "trust": True})
+            # The source's view goes along: a target that cannot run (Core ML off macOS)
+            # still checks its structure against it before saying so.
+            target_model = predictor(out, out_fmt, {**options, "trust": True, "reference": source_model})
         except InputError as exc:
             raise ConversionError(f"the converted model does not load: {exc.message}",
                                   hint="this is a converter bug; please report it with the input file") from exc
@@ -176,7 +178,7 @@ def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge],
     if sample:
         X = verification.load_sample(Path(sample), source_model.n_features, source_model.feature_names)
         how = f"sample {Path(sample).name}"
-    elif not source_model.n_features:
+    elif not source_model.n_features and not source_model.input_specs():
         return verification.Verification(
             "unverified", reason="the model does not record how many features it takes; pass --sample FILE",
             atol=a, rtol=r, tolerance_source=source)
@@ -191,6 +193,12 @@ def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge],
     except Exception as exc:
         raise ConversionError(f"running the models on the inputs failed: {type(exc).__name__}: {exc}",
                               hint="pass --sample FILE with rows the model accepts") from exc
+
+
+def scratch_prefix(dst: Path, pid: int | None = None) -> str:
+    """The name of a conversion's scratch folder beside its target: a process that kills
+    a stuck conversion (batch --timeout) can find and remove exactly that folder."""
+    return f".{Path(dst).name}.mlconvert-{os.getpid() if pid is None else pid}-"
 
 
 def _mismatch_hint(report: ConversionReport, description: dict, double: bool) -> str:
@@ -232,7 +240,7 @@ def convert(
     dst_fmt = target_format(dst, to_format)
     if dst.exists() and src.resolve() == dst.resolve():
         raise UsageError("the output is the input file", hint="choose another output path")
-    if dst.is_dir() and not dst_fmt.directory:
+    if dst.is_dir() and not (dst_fmt.directory or dst_fmt.extra.get("also_directory")):
         raise UsageError(f"{dst} is a directory", hint="give the output file's name")
     via_id = via and formats.get(via).id
     report = ConversionReport(
@@ -244,7 +252,7 @@ def convert(
     )
     options = {**extra_options, "double": double, "opset": opset}
     dst.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".mlconvert-", dir=dst.parent))
+    workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(dst), dir=dst.parent))
     try:
         failed: dict[str, str] = {}
         done: dict[tuple, Path] = {}
@@ -257,8 +265,13 @@ def convert(
                 by_message: dict[str, list[str]] = {}
                 for name, msg in failed.items():
                     by_message.setdefault(msg, []).append(name)
-                reasons = "; ".join(f"{', '.join(names)}: {msg}" for msg, names in by_message.items())
-                raise ConversionError(f"every conversion path failed ({reasons})",
+                if len(failed) == 1:
+                    name, msg = next(iter(failed.items()))
+                    summary = f"{name}: {msg}"
+                else:
+                    reasons = "; ".join(f"{', '.join(names)}: {msg}" for msg, names in by_message.items())
+                    summary = f"every conversion path failed ({reasons})"
+                raise ConversionError(summary,
                                       hint="run with -v for details; `mlconvert plan --explain` lists the edges",
                                       details={"failed": failed}) from exc
             report.steps = []
@@ -287,7 +300,7 @@ def convert(
         from mlconvert import provenance
 
         provenance.stamp(out, dst_fmt.id, report, __version__)
-        os.replace(out, dst)
+        _replace(out, dst)
         report.written = True
         report.target["sha256"] = sha256_of(dst)
         report.seconds = time.perf_counter() - started
@@ -298,6 +311,33 @@ def convert(
         return report
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _replace(out: Path, dst: Path) -> None:
+    """Move the finished output onto `dst`. An existing model directory (SavedModel,
+    .mlpackage) is renamed aside first and removed only once the new one is in place."""
+    if not (dst.is_dir() or out.is_dir()) or not dst.exists():
+        os.replace(out, dst)
+        return
+    if dst.is_dir() and not dst.is_symlink():
+        try:
+            existing = formats.detect(dst)
+        except MlconvertError:
+            existing = None
+        if existing is None or not (existing.directory or existing.extra.get("also_directory")):
+            raise UsageError(f"{dst} is a directory that holds no model; refusing to replace it",
+                             hint="choose a new output path, or remove the directory first")
+    aside = dst.with_name(f".{dst.name}.replaced-{os.getpid()}")
+    os.replace(dst, aside)
+    try:
+        os.replace(out, dst)
+    except OSError:
+        os.replace(aside, dst)  # put the old one back
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink()
 
 
 def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,

@@ -15,8 +15,6 @@ import click
 from mlconvert import __version__
 from mlconvert.errors import EXIT_CODES, MlconvertError
 
-COMMANDS = ("convert", "plan", "formats", "inspect", "doctor", "verify")
-
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
     "\n\n\bmlconvert IN OUT is short for mlconvert convert IN OUT; a file named like a"
     "\ncommand is written ./plan."
@@ -97,9 +95,14 @@ def cli():
 # --- rendering ---
 
 
+_emitted = False  # one JSON document per run: an error after the report adds none
+
+
 def _emit(as_json: bool, data: dict) -> None:
+    global _emitted
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+        _emitted = True
 
 
 def _fmt_num(x) -> str:
@@ -314,6 +317,158 @@ def verify(source, converted, from_format, trust, sample, atol, rtol, as_json, q
     _emit(as_json, result)
 
 
+class _PlainDisplay:
+    """One line per finished model: what CI logs want."""
+
+    def __init__(self):
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int, skipped: int) -> None:
+        self.total = total
+        console().print(f"batch: {total} conversion(s), {skipped} file(s) skipped")
+
+    def started(self, item) -> None:
+        pass
+
+    def finished(self, result) -> None:
+        self.done += 1
+        detail = result.message if not result.ok else (
+            f"max abs {result.max_abs:.3g}" if result.max_abs is not None else result.message)
+        console().print(f"[{self.done}/{self.total}] {result.status:<10} {result.source} → {result.target}"
+                        f"  {result.seconds:.2f} s  {detail}".rstrip())
+
+    def close(self, report) -> None:
+        pass
+
+
+class _LiveDisplay:
+    """A progress bar with the files in flight and running counts, on a terminal."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 TextColumn("[dim]{task.fields[current]}"), console=console(), transient=False)
+        self.counts = {"ok": 0, "failed": 0, "skipped": 0}
+        self.current: list[str] = []
+        self.task = None
+
+    def _fields(self) -> dict:
+        c = self.counts
+        return {"counts": f"[green]{c['ok']} ok[/] [red]{c['failed']} failed[/] {c['skipped']} skipped",
+                "current": ", ".join(self.current)[:60]}
+
+    def start(self, total: int, skipped: int) -> None:
+        self.counts["skipped"] = skipped
+        self.progress.start()
+        self.task = self.progress.add_task("batch", total=total, **self._fields())
+
+    def started(self, item) -> None:
+        self.current.append(item.rel)
+        self.progress.update(self.task, **self._fields())
+
+    def finished(self, result) -> None:
+        if result.source in self.current:
+            self.current.remove(result.source)
+        self.counts["ok" if result.ok else "failed"] += 1
+        self.progress.update(self.task, advance=1, **self._fields())
+        if not result.ok:
+            self.progress.console.print(f"[red]failed[/] {result.source} → {result.target}: "
+                                        f"exit {result.exit_code}, {result.message}")
+
+    def close(self, report) -> None:
+        self.progress.stop()
+
+
+def _render_batch_summary(report) -> None:
+    from rich.table import Table
+
+    from mlconvert.batch_output import summary
+
+    s = summary(report)
+    c = console()
+    counts = s["counts"]
+    c.print(" · ".join(f"{n} {k}" for k, n in counts.items()) + f" · {report.seconds:.1f} s with {report.jobs} job(s)")
+    t = Table(title="per conversion")
+    for col in ("conversion", "ok", "failed"):
+        t.add_column(col)
+    for route, n in s["per_route"].items():
+        t.add_row(route, str(n["ok"]), f"[red]{n['failed']}[/]" if n["failed"] else "0")
+    c.print(t)
+    if s["failed"]:
+        t = Table(title="failed")
+        for col in ("model", "target", "exit", "why"):
+            t.add_column(col)
+        for r in s["failed"]:
+            t.add_row(r.source, r.target, str(r.exit_code), r.message)
+        c.print(t)
+    for title, rows, value in (("slowest", s["slowest"], lambda r: f"{r.seconds:.2f} s"),
+                               ("largest verification differences", s["largest_differences"],
+                                lambda r: f"{r.max_abs:.3g}")):
+        if rows:
+            t = Table(title=title)
+            for col in ("model", "target", title.split()[0]):
+                t.add_column(col)
+            for r in rows:
+                t.add_row(r.source, r.target, value(r))
+            c.print(t)
+
+
+@cli.command()
+@click.argument("src_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--to", "targets", multiple=True, required=True, metavar="FORMAT",
+              help="Target format; repeat for several.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the converted tree goes (mirrors SRC_DIR).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only paths matching (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out paths matching (repeatable).")
+@click.option("-j", "--jobs", type=int, help="Parallel workers (default: the number of cores).")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds one model may take.")
+@click.option("--max-memory", type=int, metavar="MB", help="Address-space limit per worker.")
+@click.option("--resume", is_flag=True, help="Skip models whose output is up to date (same input hash and options).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a Markdown summary (for a CI job summary).")
+@_stack(trust_option, atol_option, rtol_option)
+@click.option("--no-verify", is_flag=True, help="Skip verification.")
+@click.option("--strict", is_flag=True, help="An unverified result fails (exit 8 for that model).")
+@click.option("--double", is_flag=True, help="Keep float64 where the converter can.")
+@click.option("--opset", type=int, help="Target ONNX opset.")
+@common
+def batch(src_dir, targets, out_dir, include, exclude, jobs, timeout, max_memory, resume, report_path, junit_path,
+          markdown_path, trust, atol, rtol, no_verify, strict, double, opset, as_json, quiet, verbose):
+    """Convert every model under SRC_DIR, in parallel, mirroring the tree under --out."""
+    from mlconvert import batch as batching
+    from mlconvert import batch_output
+    from mlconvert import formats as registry
+    from mlconvert.errors import BatchError
+
+    targets = [registry.get(t).id for t in targets]
+    options = {"trust": trust, "atol": atol, "rtol": rtol, "verify": not no_verify, "strict": strict,
+               "double": double, "opset": opset}
+    display = None if quiet else (_LiveDisplay() if console().is_terminal else _PlainDisplay())
+    report = batching.run(src_dir, targets=targets, out=out_dir, jobs=jobs, include=include, exclude=exclude,
+                          resume=resume, timeout=timeout, max_memory_mb=max_memory, options=options, display=display)
+    for path, write in ((report_path, batch_output.write_json), (junit_path, batch_output.write_junit),
+                        (markdown_path, batch_output.write_markdown)):
+        if path:
+            write(report, path)
+    if not quiet:
+        _render_batch_summary(report)
+    _emit(as_json, report.to_dict())
+    if report.interrupted:
+        raise KeyboardInterrupt
+    if report.failed:
+        codes = sorted({r.exit_code for r in report.failed})
+        raise BatchError(f"{len(report.failed)} of {len(report.results)} conversion(s) failed "
+                         f"(exit codes {', '.join(map(str, codes))})",
+                         hint="the per-model codes and messages are in the summary and the reports")
+
+
 # --- entry point: the only place that exits ---
 
 
@@ -336,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
             console().print(f"[red]error[/] ({exc.exit_code}, {exc.label}): {exc.message}")
             if exc.hint:
                 console().print(f"[dim]hint:[/] {exc.hint}")
-        if _wants("--json", argv):
+        if _wants("--json", argv) and not _emitted:
             click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
         sys.exit(exc.exit_code)
     except click.exceptions.UsageError as exc:
@@ -346,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         console().print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
-        console().print("interrupted: nothing was written")
+        console().print("interrupted: no partial output is left behind (a batch continues with --resume)")
         sys.exit(130)
     except Exception as exc:  # a bug in mlconvert: say so, keep the traceback for -v
         if debug:

@@ -7,17 +7,33 @@ feature, which is where conversions that compare in float32 go wrong.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from mlconvert.errors import InputError
+from mlconvert.errors import InputError, UsageError
 
 
 class CannotRun(Exception):
     """The model cannot be run here (e.g. no Core ML runtime off macOS): verification
     reports 'unverified' with this message instead of failing."""
+
+
+def named_inputs(X, specs: list[dict]) -> dict:
+    """X as {input name: array}: a dict must name every input; a single array feeds a one-input model."""
+    names = [spec["name"] for spec in specs]
+    if isinstance(X, dict):
+        missing = [n for n in names if n not in X]
+        if missing:
+            raise UsageError(f"the inputs given ({', '.join(map(str, X)) or 'none'}) lack {', '.join(missing)}",
+                             hint=f"the model takes {', '.join(names)}: give a .npz sample with one array per name")
+        return {n: X[n] for n in names}
+    if len(names) != 1:
+        raise UsageError(f"the model takes {len(names)} inputs ({', '.join(names)}), not one matrix",
+                         hint="give a .npz sample with one array per input name")
+    return {names[0]: X}
 
 
 class Predictor:
@@ -265,6 +281,9 @@ class LightGBMPredictor(Predictor):
 # --- ONNX ---
 
 _ONNX_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+               "tensor(bool)": "bool", "tensor(string)": "object"}
 
 
 class OnnxPredictor(Predictor):
@@ -274,17 +293,15 @@ class OnnxPredictor(Predictor):
         self.path = Path(path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        options.intra_op_num_threads = int(os.environ.get("MLCONVERT_THREADS", "0"))  # 0: onnxruntime decides
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise InputError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from exc
         inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            names = ", ".join(i.name for i in inputs)
-            raise InputError(
-                f"{path} has {len(inputs)} inputs ({names}); verification feeds one feature matrix",
-                hint="pass --no-verify, or verify with a sample that matches",
-            )
+        # Neural networks take named inputs of any rank and dtype; classic models one matrix.
+        self.specs = [{"name": i.name, "dtype": _ONNX_TYPES.get(i.type, "float32"),
+                       "shape": [d if isinstance(d, int) else None for d in (i.shape or [])]} for i in inputs]
         self.input = inputs[0]
         shape = self.input.shape
         self.n_features = shape[-1] if shape and isinstance(shape[-1], int) else None
@@ -293,8 +310,21 @@ class OnnxPredictor(Predictor):
         self.output_names = [o.name for o in outs]
         self.kind = "classifier" if len(outs) >= 2 else "regressor"
 
+    def input_specs(self):
+        classic = len(self.specs) == 1 and self.input.type in _ONNX_FLOAT_TYPES and len(self.specs[0]["shape"]) == 2
+        return None if classic else [dict(s) for s in self.specs]
+
     def predict(self, X):
+        if isinstance(X, dict) or len(self.specs) != 1:  # named inputs in, outputs by name out
+            feed = named_inputs(X, self.specs)
+            feed = {s["name"]: np.asarray(feed[s["name"]]).astype(s["dtype"]) for s in self.specs}
+            return dict(zip(self.output_names, self.session.run(None, feed)))
         results = self.session.run(None, {self.input.name: np.asarray(X, dtype=self.dtype)})
+        # Every output by its name too (a one-input network fed a matrix); the classic keys win.
+        named = {n: np.asarray(r) for n, r in zip(self.output_names, results) if not isinstance(r, list)}
+        return {**named, **self._classic(results)}
+
+    def _classic(self, results):
         if self.kind == "classifier":
             label, proba = results[0], results[1]
             if isinstance(proba, list):  # ZipMap: a list of {class: probability}
