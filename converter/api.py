@@ -4,6 +4,7 @@ Every function returns a report object and raises the typed errors of errors.py.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 from mlconvert import __version__, formats, probe
 from mlconvert.errors import (ConversionError, InputError, MlconvertError, UnverifiedError, UntrustedInputError,
                               UsageError, VerificationError)
-from mlconvert.graph import Edge, StepContext, all_edges
+from mlconvert.graph import BROKEN_MODULES, Edge, StepContext, all_edges
 from mlconvert.planner import Plan, find_plan
 from mlconvert.report import ConversionReport, InspectReport, StepRecord, sha256_of, size_of
 
@@ -67,6 +68,11 @@ def inspect(path, *, from_format: str | None = None) -> InspectReport:
     """What a file is, without running code from it."""
     path = Path(path)
     fmt, description = identify(path, from_format, trust=True)  # describing is static: nothing runs
+    from mlconvert import provenance
+
+    recorded = provenance.read(description)
+    if recorded:
+        description = {**description, "provenance": recorded}
     return InspectReport(str(path), fmt.id, fmt.title, size_of(path), sha256_of(path), description)
 
 
@@ -242,6 +248,7 @@ def convert(
         raise UsageError("the output is the input file", hint="choose another output path")
     if dst.is_dir() and not (dst_fmt.directory or dst_fmt.extra.get("also_directory")):
         raise UsageError(f"{dst} is a directory", hint="give the output file's name")
+    _check_replaceable(dst)
     via_id = via and formats.get(via).id
     report = ConversionReport(
         source={"path": str(src), "format": src_fmt.id, "flavor": description["flavor"],
@@ -313,13 +320,9 @@ def convert(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _replace(out: Path, dst: Path) -> None:
-    """Move the finished output onto `dst`. An existing model directory (SavedModel,
-    .mlpackage) is renamed aside first and removed only once the new one is in place."""
-    if not (dst.is_dir() or out.is_dir()) or not dst.exists():
-        os.replace(out, dst)
-        return
-    if dst.is_dir() and not dst.is_symlink():
+def _check_replaceable(dst: Path) -> None:
+    """An existing directory is only ever replaced when it holds a model (never a user's folder)."""
+    if dst.is_dir() and not dst.is_symlink() and any(dst.iterdir()):
         try:
             existing = formats.detect(dst)
         except MlconvertError:
@@ -327,6 +330,15 @@ def _replace(out: Path, dst: Path) -> None:
         if existing is None or not (existing.directory or existing.extra.get("also_directory")):
             raise UsageError(f"{dst} is a directory that holds no model; refusing to replace it",
                              hint="choose a new output path, or remove the directory first")
+
+
+def _replace(out: Path, dst: Path) -> None:
+    """Move the finished output onto `dst`. An existing model directory (SavedModel,
+    .mlpackage) is renamed aside first and removed only once the new one is in place."""
+    if not (dst.is_dir() or out.is_dir()) or not dst.exists():
+        os.replace(out, dst)
+        return
+    _check_replaceable(dst)
     aside = dst.with_name(f".{dst.name}.replaced-{os.getpid()}")
     os.replace(dst, aside)
     try:
@@ -343,9 +355,18 @@ def _replace(out: Path, dst: Path) -> None:
 def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,
            trust: bool = False, from_format: str | None = None):
     """Re-check a converted artifact against its source: the gate a CI pipeline needs."""
+    from mlconvert import provenance
+
     src_fmt, _ = identify(Path(source), from_format, trust=trust)
-    out_fmt, _ = identify(Path(converted), None, trust=trust)
-    result = _verify(Path(source), src_fmt.id, Path(converted), out_fmt.id, [], {"trust": trust}, sample, atol, rtol)
+    out_fmt, out_description = identify(Path(converted), None, trust=trust)
+    # The tolerance the conversion was verified with, if the artifact records it.
+    recorded = json.loads(provenance.read(out_description).get("verification", "{}") or "{}")
+    use_atol = atol if atol is not None else recorded.get("atol")
+    use_rtol = rtol if rtol is not None else recorded.get("rtol")
+    result = _verify(Path(source), src_fmt.id, Path(converted), out_fmt.id, [], {"trust": trust}, sample,
+                     use_atol, use_rtol)
+    if recorded and atol is None and rtol is None:
+        result.tolerance_source = f"recorded in {Path(converted).name} ({recorded.get('tolerance_source', '')})"
     if result.status == "mismatch":
         raise VerificationError(f"{converted} disagrees with {source}: {result.reason}",
                                 details={"verification": result.to_dict()})
@@ -373,4 +394,5 @@ def doctor() -> dict:
         "libraries": probe.library_versions(),
         "java": java(),
         "edges": edges,
+        "broken_edge_modules": dict(BROKEN_MODULES),
     }

@@ -236,9 +236,13 @@ def inspect(path, from_format, as_json, quiet, verbose):
             for item in report.get(io) or []:
                 c.print(f"  {io[:-1]:<10} {item.get('name')}  {item.get('dtype', '')} {item.get('shape', '')}")
         for key, value in (report.get("details") or {}).items():
+            if isinstance(value, dict):  # provenance is shown on its own lines
+                value = {k: v for k, v in value.items() if not str(k).startswith("mlconvert.")}
             if value not in (None, [], {}, ""):
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 c.print(f"  [dim]{key:<10}[/] {text[:200]}")
+        for key, value in (report.get("provenance") or {}).items():
+            c.print(f"  [cyan]mlconvert.{key}[/] {value[:200]}")
         for w in report.get("warnings") or []:
             c.print(f"  [yellow]warning[/]    {w}")
     _emit(as_json, report)
@@ -293,6 +297,8 @@ def doctor(as_json, quiet, verbose):
         for e in info["edges"]:
             if not e["usable"]:
                 c.print(f"  [red]✗[/] {e['edge']}: {e['reason']}")
+        for module, error in info["broken_edge_modules"].items():
+            c.print(f"  [red]broken[/] edge module {module}: {error} (a bug: please report it)")
     _emit(as_json, info)
 
 

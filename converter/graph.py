@@ -17,7 +17,8 @@ from mlconvert import probe
 PLUGIN_GROUP = "mlconvert.plugins"
 
 # Edge modules in mlconvert.edges, imported when the graph is first needed.
-_EDGE_MODULES = ("via_skl2onnx", "via_onnxmltools", "xgboost_native", "lightgbm_native", "catboost_native")
+_EDGE_MODULES = ("via_skl2onnx", "via_onnxmltools", "xgboost_native", "lightgbm_native", "catboost_native",
+                 "via_tf2onnx", "keras_native", "via_coremltools")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Edge:
 
 
 _EDGES: dict[str, Edge] = {}
+BROKEN_MODULES: dict[str, str] = {}  # edge modules that failed to import, and why (doctor shows them)
 _loaded = False
 
 
@@ -122,7 +124,10 @@ def all_edges() -> list[Edge]:
     if not _loaded:
         _loaded = True
         for name in _EDGE_MODULES:
-            importlib.import_module(f"mlconvert.edges.{name}")
+            try:
+                importlib.import_module(f"mlconvert.edges.{name}")
+            except Exception as exc:  # one broken module costs its edges, not the whole tool
+                BROKEN_MODULES[name] = f"{type(exc).__name__}: {exc}"
         _load_plugins()
     return sorted(_EDGES.values(), key=lambda e: e.name)
 

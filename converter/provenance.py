@@ -22,7 +22,24 @@ def record(report, version: str) -> dict[str, str]:
 
 
 def stamp(path: Path, format_id: str, report, version: str) -> None:
-    if format_id == "onnx":
+    """Write the record into the output, where its format has a place for it."""
+    entries = {PREFIX + key: value for key, value in record(report, version).items()}
+    if format_id == "xgboost":  # Booster attributes travel in JSON and UBJSON files
+        import xgboost
+
+        booster = xgboost.Booster(model_file=str(path))
+        booster.set_attr(**entries)
+        booster.save_model(str(path))
+    elif format_id == "catboost":  # the model's metadata map
+        import catboost
+
+        model = catboost.CatBoost()
+        model.load_model(str(path))
+        metadata = model.get_metadata()
+        for key, value in entries.items():
+            metadata[key] = value
+        model.save_model(str(path))
+    elif format_id == "onnx":
         import onnx
 
         model = onnx.load(str(path))
@@ -36,3 +53,15 @@ def stamp(path: Path, format_id: str, report, version: str) -> None:
             entry = model.metadata_props.add()
             entry.key, entry.value = PREFIX + key, value
         onnx.save(model, str(path))
+
+
+def read(description: dict) -> dict[str, str]:
+    """The provenance a described file carries (ONNX metadata, XGBoost attributes,
+    CatBoost metadata), as {key: value} without the prefix."""
+    details = description.get("details") or {}
+    found = {}
+    for source in ("metadata_props", "attributes", "metadata", "user_defined"):
+        for key, value in (details.get(source) or {}).items():
+            if isinstance(key, str) and key.startswith(PREFIX):
+                found[key[len(PREFIX):]] = value
+    return found

@@ -81,7 +81,9 @@ def describe(path: Path) -> dict:
     classes = list(getattr(model, "classes_", None) if getattr(model, "classes_", None) is not None else [])
     if classes:
         out["n_classes"] = len(classes)
+    recorded = {k: v for k, v in dict(info or {}).items() if k.startswith("mlconvert.")}
     out["details"].update(
+        metadata=recorded or None,
         loss_function=loss,
         trees=model.tree_count_,
         feature_names=list(model.feature_names_ or []) or None,

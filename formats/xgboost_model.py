@@ -173,6 +173,7 @@ def summarize(doc: dict) -> dict:
             "base_score": params.get("base_score"),
             "feature_names": learner.get("feature_names") or None,
             "feature_types": sorted(set(learner.get("feature_types") or [])) or None,
+            "attributes": learner.get("attributes") or None,
         },
     }
 

@@ -126,6 +126,7 @@ def test_formats_and_doctor(cli):
     r = cli("doctor", "--json")
     assert r.code == 0
     assert r.json["libraries"]["scikit-learn"] == "1.9.0"
+    assert r.json["broken_edge_modules"] == {}
     assert {e["edge"] for e in r.json["edges"] if e["usable"]} >= {"skl2onnx", "catboost-onnx"}
 
 
