@@ -323,6 +323,21 @@ def verify(source, converted, from_format, trust, sample, atol, rtol, as_json, q
     _emit(as_json, result)
 
 
+@cli.command()
+@click.option("--format", "kind", type=click.Choice(["mermaid", "dot", "png", "svg"]), default="mermaid",
+              show_default=True, help="Mermaid or DOT text, or a picture through Graphviz.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+def graph(kind, output):
+    """The format graph: edges usable here solid, the others greyed with the reason."""
+    from mlconvert import graph_render
+
+    text = graph_render.render(kind, output)
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        console().print(f"wrote {output}")
+
+
 class _PlainDisplay:
     """One line per finished model: what CI logs want."""
 

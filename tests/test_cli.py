@@ -259,3 +259,41 @@ def test_exit_8_strict_when_the_runtime_is_missing(cli, fixtures, tmp_path):
     r = cli(fixtures / "sklearn_logreg_iris.pkl", out, "--strict", prelude=prelude)
     assert r.code == 8, r
     assert not out.exists()
+
+
+def test_graph_text_formats(cli):
+    r = cli("graph")
+    assert r.code == 0
+    assert r.out.startswith("flowchart LR")
+    assert 'pickle -->|"skl2onnx"| onnx' in r.out
+    r = cli("graph", "--format", "dot")
+    assert r.out.startswith("digraph mlconvert {")
+    assert '"pickle" -> "onnx" [label="skl2onnx"' in r.out
+    assert imported_after("graph") == set()
+
+
+def test_graph_greys_unavailable_edges_with_the_reason():
+    from mlconvert import graph_render
+    from mlconvert.graph import _EDGES, Edge, Requirement, register_edge
+
+    missing = Edge(name="zz-missing", source="pmml", target="onnx", flavors=frozenset({"pmml"}),
+                   output_flavor="onnx-ml", run="x:y", library="nothing",
+                   requires=(Requirement("a-package-that-is-not-here", extra="pmml"),))
+    register_edge(missing)
+    try:
+        mermaid, dot = graph_render.mermaid(), graph_render.dot()
+    finally:
+        _EDGES.pop(missing.name)
+    assert "pmml -.->|\"zz-missing: a-package-that-is-not-here is not installed" in mermaid
+    assert "linkStyle" in mermaid and "stroke:#aaa" in mermaid
+    assert 'style=dashed' in dot and "pip install 'mlconvert[pmml]'" in dot
+
+
+def test_graph_picture(cli, tmp_path):
+    out = tmp_path / "graph.svg"
+    r = cli("graph", "--format", "svg", "-o", out)
+    if shutil.which("dot") is None:
+        assert r.code == 2 and "Graphviz" in r.err
+    else:
+        assert r.code == 0, r
+        assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
