@@ -28,6 +28,13 @@ class Sleeper:
         return (time.sleep, (120,))
 
 
+class Hog:
+    """Loading this (only with --trust) asks for 20 GiB."""
+
+    def __reduce__(self):
+        return (bytearray, (20 * 1024**3,))
+
+
 class Crasher:
     """Loading this (only with --trust) kills its own process: a converter that crashes."""
 
@@ -182,26 +189,27 @@ def test_interrupted_batch_resumes(tree, tmp_path):
     assert counts["unchanged"] + counts["converted"] == facts["good"]
 
 
-def test_a_hanging_and_a_crashing_model_do_not_stop_the_batch(tmp_path):
+def test_a_hanging_a_crashing_and_a_greedy_model_do_not_stop_the_batch(tmp_path):
     root = tmp_path / "src"
     root.mkdir()
     shutil.copy(FIXTURES / "sklearn_logreg_iris.pkl", root / "fine.pkl")
     shutil.copy(FIXTURES / "lgbm_classifier_iris.txt", root / "fine_too.txt")
     # scikit-learn models carrying a payload that runs when loaded (hence --trust)
-    for name, payload in (("hangs.pkl", Sleeper()), ("crashes.pkl", Crasher())):
+    for name, payload in (("hangs.pkl", Sleeper()), ("crashes.pkl", Crasher()), ("hogs.pkl", Hog())):
         model = load_pickle(FIXTURES / "sklearn_logreg_iris.pkl")
         model.payload = payload
         with open(root / name, "wb") as fh:
             pickle.dump(model, fh)
     out = tmp_path / "out"
     started = time.monotonic()
-    r = batch(root, "--to", "onnx", "--out", out, "-j", "2", "--trust", "--timeout", "20", "--json", "-q",
-              cwd=tmp_path)
+    r = batch(root, "--to", "onnx", "--out", out, "-j", "2", "--trust", "--timeout", "20", "--max-memory", "4000",
+              "--json", "-q", cwd=tmp_path)
     assert time.monotonic() - started < 110  # the 120 s sleep was cut short
     results = {x["source"]: x for x in json.loads(r.stdout)["results"]}
     assert r.returncode == 9
     assert results["hangs.pkl"]["message"] == "timed out after 20 s"
     assert results["crashes.pkl"]["message"].startswith("the conversion process died (signal 6)")
+    assert "MemoryError" in results["hogs.pkl"]["message"]
     assert results["fine.pkl"]["status"] == results["fine_too.txt"]["status"] == "converted"
     assert not list(out.rglob(".*.mlconvert-*"))
 
