@@ -108,7 +108,7 @@ def _run_steps(plan: Plan, src: Path, dst: Path, workdir: Path, options: dict, t
             report.steps.append(record)
             current = done[key]
             continue
-        ctx = StepContext(source_format=edge.source, options=options, workdir=workdir,
+        ctx = StepContext(source_format=edge.source, target_format=edge.target, options=options, workdir=workdir,
                           trust=trust or current != src)
         started = time.perf_counter()
         try:

@@ -67,6 +67,7 @@ class StepContext:
     options: dict[str, Any]
     workdir: Path
     trust: bool = False
+    target_format: str = ""  # format id of the step's output
 
 
 @dataclass(frozen=True)

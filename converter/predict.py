@@ -184,6 +184,14 @@ def _catboost_borders(model) -> dict[int, list[float]]:
 # --- native boosters ---
 
 
+def _booster_outputs(raw, kind: str) -> dict[str, np.ndarray]:
+    """A booster's raw predict() as labels and probabilities, or values."""
+    if kind == "classifier":
+        proba = _binary_to_two_columns(raw)
+        return {"label": proba.argmax(axis=1), "probabilities": proba}
+    return {"value": _column(raw)}
+
+
 class XGBoosterPredictor(Predictor):
     def __init__(self, booster):
         self.booster = booster
@@ -197,11 +205,7 @@ class XGBoosterPredictor(Predictor):
     def predict(self, X):
         import xgboost
 
-        out = self.booster.predict(xgboost.DMatrix(X, feature_names=self.feature_names))
-        if self.kind == "classifier":
-            proba = _binary_to_two_columns(out)
-            return {"label": proba.argmax(axis=1), "probabilities": proba}
-        return {"value": _column(out)}
+        return _booster_outputs(self.booster.predict(xgboost.DMatrix(X, feature_names=self.feature_names)), self.kind)
 
     def thresholds(self):
         out: dict[int, list[float]] = defaultdict(list)
@@ -257,11 +261,7 @@ class LightGBMPredictor(Predictor):
         return out
 
     def predict(self, X):
-        out = self.booster.predict(X)
-        if self.kind == "classifier":
-            proba = _binary_to_two_columns(out)
-            return {"label": proba.argmax(axis=1), "probabilities": proba}
-        return {"value": _column(out)}
+        return _booster_outputs(self.booster.predict(X), self.kind)
 
     def thresholds(self):
         out: dict[int, list[float]] = defaultdict(list)

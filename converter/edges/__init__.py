@@ -5,7 +5,6 @@ the step function, when the step runs.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 from mlconvert.graph import StepContext
@@ -18,15 +17,11 @@ def load_input(src: Path, ctx: StepContext):
     return formats.get(ctx.source_format).load(src, trust=ctx.trust)
 
 
-def save_pickle(obj, dst: Path) -> None:
-    """Pickle protocol 5, or joblib when the target is named .joblib."""
-    if dst.name.endswith(".joblib"):
-        import joblib
+def resave(src: Path, dst: Path, ctx: StepContext) -> None:
+    """A library's own save: load the input with its format, save with the target's."""
+    from mlconvert import formats
 
-        joblib.dump(obj, dst)
-    else:
-        with open(dst, "wb") as fh:
-            pickle.dump(obj, fh, protocol=5)
+    formats.get(ctx.target_format).save(load_input(src, ctx), dst)
 
 
 def n_features_of(model) -> int:

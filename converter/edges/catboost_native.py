@@ -3,17 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlconvert.edges import load_input, save_pickle
+from mlconvert.edges import load_input
 from mlconvert.errors import ConversionError
 from mlconvert.graph import Edge, Requirement, StepContext, register_edge
-
-
-def save_cbm(src: Path, dst: Path, ctx: StepContext) -> None:
-    load_input(src, ctx).save_model(str(dst), format="cbm")
-
-
-def to_pickle(src: Path, dst: Path, ctx: StepContext) -> None:
-    save_pickle(load_input(src, ctx), dst)
 
 
 def to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
@@ -59,12 +51,12 @@ _REQUIRES = (Requirement("catboost", "1.0"),)
 
 register_edge(Edge(
     name="catboost-save", source="pickle", target="catboost", flavors=frozenset({"catboost"}),
-    output_flavor="catboost", run="mlconvert.edges.catboost_native:save_cbm", library="catboost",
+    output_flavor="catboost", run="mlconvert.edges:resave", library="catboost",
     requires=_REQUIRES,
 ))
 register_edge(Edge(
     name="catboost-load", source="catboost", target="pickle", flavors=frozenset({"catboost"}),
-    output_flavor="catboost", run="mlconvert.edges.catboost_native:to_pickle", library="catboost",
+    output_flavor="catboost", run="mlconvert.edges:resave", library="catboost",
     requires=_REQUIRES, notes="CatBoostClassifier / CatBoostRegressor by the recorded loss",
 ))
 register_edge(Edge(
