@@ -207,6 +207,18 @@ def scratch_prefix(dst: Path, pid: int | None = None) -> str:
     return f".{Path(dst).name}.mlconvert-{os.getpid() if pid is None else pid}-"
 
 
+def _failure_summary(failed: dict[str, str]) -> str:
+    """The failed steps' errors, each once (re-planned paths often fail for the same reason)."""
+    if len(failed) == 1:
+        name, message = next(iter(failed.items()))
+        return f"{name}: {message}"
+    by_message: dict[str, list[str]] = {}
+    for name, message in failed.items():
+        by_message.setdefault(message, []).append(name)
+    reasons = "; ".join(f"{', '.join(names)}: {message}" for message, names in by_message.items())
+    return f"every conversion path failed ({reasons})"
+
+
 def _mismatch_hint(report: ConversionReport, description: dict, double: bool) -> str:
     """What most likely explains a mismatch, from what the run knows."""
     hints = list(report.verification.get("notes", []))
@@ -269,16 +281,7 @@ def convert(
             except MlconvertError as exc:
                 if not failed:
                     raise
-                by_message: dict[str, list[str]] = {}
-                for name, msg in failed.items():
-                    by_message.setdefault(msg, []).append(name)
-                if len(failed) == 1:
-                    name, msg = next(iter(failed.items()))
-                    summary = f"{name}: {msg}"
-                else:
-                    reasons = "; ".join(f"{', '.join(names)}: {msg}" for msg, names in by_message.items())
-                    summary = f"every conversion path failed ({reasons})"
-                raise ConversionError(summary,
+                raise ConversionError(_failure_summary(failed),
                                       hint="run with -v for details; `mlconvert plan --explain` lists the edges",
                                       details={"failed": failed}) from exc
             report.steps = []
