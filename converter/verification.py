@@ -66,17 +66,21 @@ class Verification:
         return max(values) if values else None
 
 
-def load_sample(path: Path, n_features: int | None, feature_names: list[str] | None = None) -> np.ndarray:
-    """A float matrix from .npy or .csv; CSV columns are matched by name where the model has names."""
+def load_sample(path: Path, n_features: int | None, feature_names: list[str] | None = None):
+    """A float matrix from .npy or .csv (CSV columns are matched by name where the model has
+    names), or {input name: array} from .npz for models with several named inputs."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"sample file {path} does not exist")
+    if path.suffix == ".npz":  # named arrays, one per model input
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
     if path.suffix == ".npy":
         X = np.load(path, allow_pickle=False)
     elif path.suffix in (".csv", ".tsv", ".txt"):
         X = _read_csv(path, n_features, feature_names)
     else:
-        raise UsageError(f"sample file {path} must be .npy or .csv")
+        raise UsageError(f"sample file {path} must be .npy, .npz or .csv")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X.reshape(1, -1) if n_features and X.shape[0] == n_features else X.reshape(-1, 1)
@@ -129,7 +133,10 @@ def _declared_inputs(specs: list[dict], rows: int) -> tuple[dict[str, np.ndarray
     rng = np.random.default_rng(SEED)
     out = {}
     for spec in specs:
-        shape = [rows] + [d if isinstance(d, int) and d > 0 else 8 for d in list(spec.get("shape") or [None])[1:]]
+        dims = list(spec.get("shape") or [None])
+        # A batch dimension the model fixes (a signature of shape [1]) is kept as it is.
+        batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else rows
+        shape = [batch] + [d if isinstance(d, int) and d > 0 else 8 for d in dims[1:]]
         dtype = np.dtype(spec.get("dtype") or "float32")
         if np.issubdtype(dtype, np.integer):
             out[spec["name"]] = rng.integers(0, 8, shape).astype(dtype)
@@ -137,6 +144,7 @@ def _declared_inputs(specs: list[dict], rows: int) -> tuple[dict[str, np.ndarray
             out[spec["name"]] = rng.random(shape) < 0.5
         else:
             out[spec["name"]] = rng.normal(size=shape).astype(dtype)
+    rows = len(next(iter(out.values()))) if out else rows
     return out, f"synthetic ({rows} rows of random values for {len(specs)} declared input(s))"
 
 

@@ -427,6 +427,13 @@ def save(model, path: Path) -> None:
             tmp.unlink()
 
 
+def predictor(path: Path, options: dict):
+    """Runs on macOS; elsewhere a structural check against options["reference"], then CannotRun."""
+    from mlconvert.coreml_check import predictor as coreml_predictor
+
+    return coreml_predictor(Path(path), options)
+
+
 register_format(
     Format(
         id="coreml",
@@ -436,6 +443,8 @@ register_format(
         describe=describe,
         load=load,
         save=save,
+        predictor=predictor,
+        runtime="coremltools",
         family="coreml",
         notes=".mlmodel is a file, .mlpackage a directory; both are recognised",
         # detect() only offers directories to directory formats; this one takes both.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlconvert.errors import InputError, NoPathError
+from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -294,20 +294,19 @@ def describe(path: Path) -> dict:
         raise InputError(f"{path} is not a readable HDF5 model: {exc}", hint=_HINT_CORRUPT) from exc
 
 
-def load(path: Path, architecture: Path | None = None):
-    """A Keras model, loaded with safe_mode (no Lambda code runs)."""
-    try:
-        import keras
-    except ImportError as exc:
-        raise NoPathError("Keras is not installed", hint="install it: pip install 'mlconvert[tf]'") from exc
-    try:
-        if architecture is not None:
-            model = keras.models.model_from_json(Path(architecture).read_text(encoding="utf-8"))
-            model.load_weights(str(path))
-            return model
-        return keras.models.load_model(str(path), compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds on bad files
-        raise InputError(f"{path} could not be loaded by Keras: {exc}", hint=_HINT_CORRUPT) from exc
+def load(path: Path, trust: bool = False, architecture=None, custom_objects=None, **_):
+    """A Keras model, loaded with safe_mode: Lambda and custom layers are refused
+    unless `trust`; a weights-only file needs `architecture` (the model.to_json() file)."""
+    from mlconvert.tf_models import load_keras
+
+    return load_keras(path, describe(path), trust=trust, architecture=architecture, custom_objects=custom_objects)
+
+
+def predictor(path: Path, options: dict):
+    from mlconvert.tf_models import keras_predictor
+
+    return keras_predictor(load(path, trust=bool(options.get("trust")), architecture=options.get("architecture"),
+                                custom_objects=options.get("custom_objects")))
 
 
 register_format(
@@ -318,6 +317,8 @@ register_format(
         sniff=sniff,
         describe=describe,
         load=load,
+        predictor=predictor,
+        runtime="keras",
         family="tf",
         notes="legacy Keras HDF5 (model.save('x.h5')); weights-only files need the architecture JSON",
     )

@@ -8,7 +8,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from mlconvert.errors import InputError, NoPathError
+from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
 from mlconvert.formats.keras_h5 import describe_from_config
 
@@ -81,16 +81,17 @@ def describe(path: Path) -> dict:
     return result
 
 
-def load(path: Path):
-    """A Keras 3 model, loaded with safe_mode=True (Lambda code is refused)."""
-    try:
-        import keras
-    except ImportError as exc:
-        raise NoPathError("Keras is not installed", hint="install it: pip install 'mlconvert[tf]'") from exc
-    try:
-        return keras.models.load_model(str(path), compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds on bad archives
-        raise InputError(f"{path} could not be loaded by Keras: {exc}", hint=_HINT_CORRUPT) from exc
+def load(path: Path, trust: bool = False, architecture=None, custom_objects=None, **_):
+    """A Keras 3 model, loaded with safe_mode: Lambda and custom layers are refused unless `trust`."""
+    from mlconvert.tf_models import load_keras
+
+    return load_keras(path, describe(path), trust=trust, custom_objects=custom_objects)
+
+
+def predictor(path: Path, options: dict):
+    from mlconvert.tf_models import keras_predictor
+
+    return keras_predictor(load(path, trust=bool(options.get("trust")), custom_objects=options.get("custom_objects")))
 
 
 register_format(
@@ -101,6 +102,8 @@ register_format(
         sniff=sniff,
         describe=describe,
         load=load,
+        predictor=predictor,
+        runtime="keras",
         family="tf",
         notes="zip with config.json, metadata.json and model.weights.h5",
     )

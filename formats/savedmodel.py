@@ -10,7 +10,7 @@ import re
 import struct
 from pathlib import Path
 
-from mlconvert.errors import InputError, NoPathError
+from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
 from mlconvert.formats import _protobuf as pb
 
@@ -208,15 +208,17 @@ def describe(path: Path) -> dict:
     return result
 
 
-def load(path: Path):
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise NoPathError("TensorFlow is not installed", hint="install it: pip install 'mlconvert[tf]'") from exc
-    try:
-        return tf.saved_model.load(str(path))
-    except Exception as exc:  # TF raises many kinds on damaged directories
-        raise InputError(f"{path} could not be loaded as a SavedModel: {exc}", hint=_HINT_CORRUPT) from exc
+def load(path: Path, **_):
+    """The object tf.saved_model.load returns (its signatures are what converters use)."""
+    from mlconvert.tf_models import load_savedmodel
+
+    return load_savedmodel(path)
+
+
+def predictor(path: Path, options: dict):
+    from mlconvert.tf_models import savedmodel_predictor
+
+    return savedmodel_predictor(path)
 
 
 register_format(
@@ -227,6 +229,8 @@ register_format(
         sniff=sniff,
         describe=describe,
         load=load,
+        predictor=predictor,
+        runtime="tensorflow",
         directory=True,
         family="tf",
         notes="a directory with saved_model.pb, variables/ and assets/",
