@@ -317,7 +317,8 @@ def convert(
         if status == "mismatch":
             raise VerificationError(
                 f"the converted model disagrees with the source: {report.verification['reason']}",
-                hint=f"written anyway to {dst} (--keep-on-mismatch)", details={"report": report.to_dict()})
+                hint=_mismatch_hint(report, description, double) + f"; written anyway to {dst} (--keep-on-mismatch)",
+                details={"report": report.to_dict()})
         return report
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

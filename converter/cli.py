@@ -5,6 +5,7 @@ Only this module prints and exits. Importing it imports no ML library.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -41,8 +42,8 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No human output
 from_option = click.option("--from", "from_format", metavar="FORMAT", help="Input format (default: detected from content).")
 to_option = click.option("--to", "to_format", metavar="FORMAT", help="Output format (default: from the extension).")
 via_option = click.option("--via", metavar="FORMAT", help="Force an intermediate format.")
-trust_option = click.option("--trust", is_flag=True, help="Load pickles that import code outside the allow-list (runs code from the file).")
-sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), help="Inputs for verification (.npy or .csv).")
+trust_option = click.option("--trust", is_flag=True, help="Load models that run code from the file: pickles importing outside the allow-list, Keras Lambda layers.")
+sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), help="Inputs for verification (.npy, .csv, or .npz of named arrays).")
 atol_option = click.option("--atol", type=float, help="Absolute tolerance (default 1e-5, or what the edge declares).")
 rtol_option = click.option("--rtol", type=float, help="Relative tolerance (default 1e-5, or what the edge declares).")
 
@@ -56,7 +57,26 @@ def _stack(*decorators):
     return apply
 
 
-common = _stack(json_option, quiet_option, verbose_option)
+_data_out = None  # the real stdout while a command runs (see _libraries_print_to_stderr)
+
+
+def _libraries_print_to_stderr(func):
+    """While a command runs, Python-level prints of converter libraries (LightGBM's
+    logger, for one) go to stderr; only mlconvert's data is written to stdout."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        global _data_out
+        _data_out, sys.stdout = sys.stdout, sys.stderr
+        try:
+            return func(*args, **kwargs)
+        finally:
+            sys.stdout = _data_out
+
+    return wrapper
+
+
+common = _stack(json_option, quiet_option, verbose_option, _libraries_print_to_stderr)
 
 
 class DefaultGroup(click.Group):
@@ -101,8 +121,15 @@ _emitted = False  # one JSON document per run: an error after the report adds no
 def _emit(as_json: bool, data: dict) -> None:
     global _emitted
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str), file=_data_out or sys.stdout)
         _emitted = True
+
+
+def _plain(text: str) -> str:
+    """Text shown as it is: `pip install 'mlconvert[tf]'` is not rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def _fmt_num(x) -> str:
@@ -158,7 +185,7 @@ def _render_plan(plan: dict, explain: bool) -> None:
             table.add_column(col)
         for e in plan["edges"]:
             colour = {"used": "green", "usable": "cyan", "rejected": "red"}[e["status"]]
-            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{colour}]{e['status']}[/]", e["reason"])
+            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{colour}]{e['status']}[/]", _plain(e["reason"]))
         c.print(table)
 
 
@@ -174,16 +201,23 @@ def _render_plan(plan: dict, explain: bool) -> None:
 @click.option("--strict", is_flag=True, help="Exit 8 when the result cannot be verified.")
 @click.option("--double", is_flag=True, help="Keep float64 inputs and thresholds where the converter can (skl2onnx).")
 @click.option("--opset", type=int, help="Target ONNX opset.")
+@click.option("--fp16", is_flag=True, help="Core ML ML program (.mlpackage) computing in float16 (default float32).")
+@click.option("--architecture", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keras model JSON (model.to_json()) for a weights-only .h5.")
+@click.option("--custom-objects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Python module defining a Keras model's custom layers (its code runs).")
 @common
 def convert(src, dst, from_format, to_format, via, trust, sample, atol, rtol, no_verify, keep_on_mismatch, strict,
-            double, opset, as_json, quiet, verbose):
+            double, opset, fp16, architecture, custom_objects, as_json, quiet, verbose):
     """Convert SRC to DST along the cheapest working path, then verify."""
     from mlconvert import api
 
+    extra = {k: v for k, v in (("fp16", fp16), ("architecture", architecture), ("custom_objects", custom_objects))
+             if v}
     try:
         report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
                              verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
-                             keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset)
+                             keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset, **extra)
     except MlconvertError as exc:
         if not quiet and exc.details.get("report"):
             _render_conversion(exc.details["report"])
@@ -273,7 +307,7 @@ def formats(as_json, quiet, verbose):
         for col in ("edge", "from → to", "accepts", "here"):
             t.add_column(col)
         for e in edges:
-            here = "[green]available[/]" if e["available"] else f"[red]no[/]: {e['reason']}"
+            here = "[green]available[/]" if e["available"] else f"[red]no[/]: {_plain(e['reason'])}"
             t.add_row(e["edge"], f"{e['from']} → {e['to']}", ", ".join(e["flavors"]), here)
         console().print(t)
     _emit(as_json, {"formats": fmts, "edges": edges})
@@ -296,7 +330,7 @@ def doctor(as_json, quiet, verbose):
         c.print(f"edges usable here: {usable} of {len(info['edges'])}")
         for e in info["edges"]:
             if not e["usable"]:
-                c.print(f"  [red]✗[/] {e['edge']}: {e['reason']}")
+                c.print(f"  [red]✗[/] {e['edge']}: {_plain(e['reason'])}")
         for module, error in info["broken_edge_modules"].items():
             c.print(f"  [red]broken[/] edge module {module}: {error} (a bug: please report it)")
     _emit(as_json, info)
@@ -497,8 +531,21 @@ def _wants(flag: str, argv: list[str]) -> bool:
     return flag in argv
 
 
+def _keep_stdout_for_data() -> None:
+    """Converter libraries' native code prints to file descriptor 1 (LightGBM's warnings,
+    for one). Point fd 1 at stderr and give Python's sys.stdout the real stdout, so only
+    mlconvert's own data (--json, --help, graph text) reaches it."""
+    try:
+        real = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no usable descriptors (an unusual embedding): leave things as they are
+        return
+    sys.stdout = os.fdopen(real, "w", buffering=1, encoding=sys.stdout.encoding or "utf-8", errors="replace")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _keep_stdout_for_data()
     debug = _wants("-v", argv) or _wants("--verbose", argv) or os.environ.get("MLCONVERT_DEBUG") == "1"
     try:
         code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False)
@@ -509,9 +556,9 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         if not _wants("-q", argv) and not _wants("--quiet", argv):
-            console().print(f"[red]error[/] ({exc.exit_code}, {exc.label}): {exc.message}")
+            console().print(f"[red]error[/] ({exc.exit_code}, {exc.label}): {_plain(exc.message)}")
             if exc.hint:
-                console().print(f"[dim]hint:[/] {exc.hint}")
+                console().print(f"[dim]hint:[/] {_plain(exc.hint)}")
         if _wants("--json", argv) and not _emitted:
             click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
         sys.exit(exc.exit_code)

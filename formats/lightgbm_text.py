@@ -86,7 +86,14 @@ def describe(path: Path) -> dict:
 
 
 def load(path: Path, **_):
+    import logging
+
     import lightgbm
+
+    # Old files name parameters LightGBM 4 no longer knows, a warning line each: keep
+    # LightGBM's chatter at debug level (MLCONVERT_DEBUG / logging config shows it).
+    lightgbm.register_logger(logging.getLogger("mlconvert.lightgbm"), info_method_name="debug",
+                             warning_method_name="debug")
 
     try:
         return lightgbm.Booster(model_file=str(path))

@@ -10,6 +10,7 @@ import json
 import struct
 from pathlib import Path
 
+from mlconvert import probe
 from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
 
@@ -178,46 +179,88 @@ def summarize(doc: dict) -> dict:
     }
 
 
-def dart_as_gbtree(doc: dict) -> dict:
-    """A DART model as the equivalent gbtree: at prediction time DART weighs tree i by
-    weight_drop[i], which is the same as scaling that tree's leaf values."""
-    booster = doc["learner"]["gradient_booster"]
-    if booster.get("name") != "dart":
-        return doc
-    model = booster["gbtree"]["model"]
-    for tree, weight in zip(model["trees"], booster["weight_drop"]):
+def _scale_leaves(model: dict, weights: list[float]) -> None:
+    for tree, weight in zip(model["trees"], weights):
         for node, left in enumerate(tree["left_children"]):
             if left == -1:  # a leaf: its value lives in split_conditions and base_weights
                 tree["split_conditions"][node] *= weight
                 tree["base_weights"][node] *= weight
-    doc["learner"]["gradient_booster"] = {"name": "gbtree", "model": model}
+
+
+def has_tree_weights(doc: dict) -> bool:
+    """XGBoost >= 3.4 writes DART as a gbtree whose model carries per-tree weights;
+    older XGBoost loads such a file but silently ignores the weights."""
+    booster = doc.get("learner", {}).get("gradient_booster", {})
+    return booster.get("name") == "gbtree" and bool(booster.get("model", {}).get("weight_drop"))
+
+
+def dart_as_gbtree(doc: dict) -> dict:
+    """A DART model as the equivalent plain gbtree. At prediction time DART weighs tree i
+    by weight_drop[i], which is the same as scaling that tree's leaf values. Both layouts:
+    name "dart" with the weights beside the gbtree (XGBoost < 3.4), and a gbtree whose
+    model holds the weights (XGBoost >= 3.4)."""
+    booster = doc["learner"]["gradient_booster"]
+    if booster.get("name") == "dart":
+        model = booster["gbtree"]["model"]
+        _scale_leaves(model, booster["weight_drop"])
+        doc["learner"]["gradient_booster"] = {"name": "gbtree", "model": model}
+    elif has_tree_weights(doc):
+        _scale_leaves(booster["model"], booster["model"].pop("weight_drop"))
     return doc
+
+
+def _recorded_version(path: Path, kind: str, doc: dict) -> str | None:
+    """The XGBoost version that wrote the file (legacy documents carry the translator's)."""
+    if kind == "legacy":
+        from mlconvert.formats import xgboost_legacy
+
+        return xgboost_legacy.describe_legacy(Path(path).read_bytes()).get("version")
+    version = doc.get("version")
+    return ".".join(map(str, version)) if isinstance(version, list) else version
 
 
 def describe(path: Path) -> dict:
     kind = encoding(path)
-    out = summarize(read_document(path))
+    doc = read_document(path)
+    out = summarize(doc)
+    out["producer_version"] = _recorded_version(path, kind, doc)
     out["details"]["encoding"] = kind
+    warnings = out.setdefault("warnings", [])
     if kind == "legacy":
-        out.setdefault("warnings", []).append(
-            "legacy binary format: XGBoost >= 3.1 cannot load it; mlconvert translates it to JSON"
-        )
+        warnings.append("legacy binary format: XGBoost >= 3.1 cannot load it; mlconvert translates it to JSON")
+    if has_tree_weights(doc):
+        warnings.append("DART with per-tree weights (XGBoost >= 3.4): mlconvert folds the weights into the leaves, "
+                        "which older XGBoost would ignore")
+    installed = probe.dist_version("xgboost")
+    written = out["producer_version"]
+    if installed and written and probe.parse_version(written) > probe.parse_version(installed):
+        warnings.append(f"written by XGBoost {written}, installed {installed}: newer model features may be missed")
+    if not warnings:
+        del out["warnings"]
     return out
 
 
 def load_booster(path: Path):
-    """An xgboost.Booster; legacy binaries go through our translator."""
+    """An xgboost.Booster. Legacy binaries go through our translator, and DART weights
+    that the installed XGBoost would ignore are folded into the leaves first."""
     import xgboost
 
     booster = xgboost.Booster()
     try:
-        if encoding(path) == "legacy":
-            booster.load_model(bytearray(json.dumps(read_document(path)).encode()))
+        kind = encoding(path)
+        doc = read_document(path) if kind == "legacy" or _may_have_weights(path) else None
+        if doc is not None and (kind == "legacy" or has_tree_weights(doc)):
+            booster.load_model(bytearray(json.dumps(dart_as_gbtree(doc) if kind != "legacy" else doc).encode()))
         else:
             booster.load_model(str(path))
     except xgboost.core.XGBoostError as exc:
         raise InputError(f"XGBoost cannot load {path}: {str(exc).splitlines()[0]}") from exc
     return booster
+
+
+def _may_have_weights(path: Path) -> bool:
+    """Cheap test before parsing a whole document: the key's bytes appear in the file."""
+    return b"weight_drop" in Path(path).read_bytes()
 
 
 def load(path: Path, **_):

@@ -302,13 +302,6 @@ class Case:
 
 KEEP = ("--keep-on-mismatch",)
 
-XGB3_DART = (
-    "a DART model saved by XGBoost 3.4 (booster=dart, rate_drop=0.05 in jpmml-xgboost's main.py) is stored as "
-    "gradient_booster 'gbtree' with model.weight_drop; mlconvert's reader and the installed XGBoost 3.2 ignore "
-    "the weights, so the ONNX file (verified against XGBoost 3.2) is off by up to 0.145 in probability "
-    "from the authors' predictions; scaling each tree's leaves by weight_drop reproduces them exactly"
-)
-
 CASES = [
     # sklearn (skl2onnx; float32 unless --double). No author predictions except for the
     # 0.19.2 LogisticRegression (ONNX vs 0.19.2's probabilities: 2.4e-7, atol 1e-5) and the
@@ -327,8 +320,7 @@ CASES = [
     Case("xgboost/xgb060_R_LinearRegressionAuto.model", 0, check=check_xgb060_auto),
     Case("xgboost/xgb150_R_MultinomialClassificationIris.json", 0, check=check_xgb_r_iris),
     Case("xgboost/xgb150_R_MultinomialClassificationIris.model", 0, check=check_xgb_r_iris),
-    pytest.param(Case("xgboost/xgb3_py_MultinomialClassificationIris.ubj", 0, check=check_xgb3_iris),
-                 marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=XGB3_DART)),
+    Case("xgboost/xgb3_py_MultinomialClassificationIris.ubj", 0, check=check_xgb3_iris),
     Case("xgboost/xgb3_py_LinearRegressionAuto.json", 5, says=("categorical",)),
     Case("xgboost/xgb3_py_LinearRegressionAuto.ubj", 5, says=("categorical",)),
     # lightgbm (onnxmltools). Measured: iris 6.6e-8, audit 1.0e-7 (probabilities, atol 1e-5);
@@ -358,10 +350,8 @@ def model_files(root: Path, folders=FAMILIES) -> list[str]:
 
 
 def stdout_json(result) -> dict:
-    """The --json document. LightGBM's native loader prints "[LightGBM] [Warning] ..."
-    lines to stdout ahead of it (see test_json_stdout_is_only_json); skip those."""
-    lines = [line for line in result.out.splitlines() if not line.startswith("[LightGBM] ")]
-    return json.loads("\n".join(lines))
+    """The --json document: the whole of stdout (test_json_stdout_is_only_json)."""
+    return json.loads(result.out)
 
 
 # --------------------------------------------------------------------------- tests
@@ -429,16 +419,12 @@ def test_inspect(path, cli, realworld):
 # --------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError,
-                   reason="LightGBM's native loader writes [LightGBM] warnings to stdout, ahead of the --json document")
 def test_json_stdout_is_only_json(cli, realworld, tmp_path):
     r = cli(realworld / "lightgbm/lgb222_ClassificationIris.txt", tmp_path / "out.onnx", "--json")
     assert r.code == 0, r
     json.loads(r.out)
 
 
-@pytest.mark.xfail(strict=True, reason="inspect reports the JSON schema version the legacy translator "
-                                       "stamps (3.2.0) as the producer version of legacy XGBoost binaries")
 def test_inspect_legacy_xgboost_producer_version(cli, realworld):
     # The 'binf' header of this R xgboost 1.5.0 file records major.minor = 1.5.
     r = cli("inspect", realworld / "xgboost/xgb150_R_MultinomialClassificationIris.model", "--json")

@@ -13,9 +13,10 @@ def to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
     import catboost
 
     if model.get_cat_feature_indices():
-        names = [model.feature_names_[i] for i in model.get_cat_feature_indices()]
+        names = [repr(model.feature_names_[i]) for i in model.get_cat_feature_indices()]
         raise ConversionError(
-            f"CatBoost's ONNX export does not support categorical features (this model has {', '.join(names)})",
+            f"CatBoost's ONNX export does not support categorical features (this model has {len(names)}: "
+            f"{', '.join(names)})",
             hint="retrain with the categorical features one-hot encoded, or keep the .cbm",
         )
     try:
