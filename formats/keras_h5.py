@@ -57,7 +57,10 @@ def _walk_layers(model_config: dict):
 
 
 def _endpoint_names(spec) -> list[str]:
-    """input_layers / output_layers: [[name, 0, 0], ...] or, in Keras 3, [name, 0, 0]."""
+    """input_layers / output_layers: [[name, 0, 0], ...], in Keras 3 [name, 0, 0] or, for
+    dict inputs/outputs, {key: [name, 0, 0]}."""
+    if isinstance(spec, dict):
+        return [n for value in spec.values() for n in _endpoint_names(value)]
     if not isinstance(spec, list) or not spec:
         return []
     if isinstance(spec[0], str):

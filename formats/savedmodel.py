@@ -192,6 +192,7 @@ def describe(path: Path) -> dict:
             name = "serving_default" if "serving_default" in usable else sorted(usable)[0]
             signature = usable[name]
             details["signature"] = name
+            details["signatures"] = sorted(usable)
             if "inputs" in signature:
                 result["inputs"] = signature["inputs"]
                 result["outputs"] = signature["outputs"]
