@@ -351,3 +351,14 @@ def test_without_tensorflow_the_edges_say_how_to_get_it(cli, fixtures, tmp_path)
     assert edges["skl2onnx"]["status"] == "rejected"  # the rest of the graph is still there
     r = cli(fixtures / "sklearn_logreg_iris.pkl", tmp_path / "c.onnx", prelude=HIDE_TF)
     assert r.code == 0, r  # classic conversions are untouched
+
+
+def test_classic_conversion_imports_no_tensorflow(fixtures, tmp_path):
+    import subprocess
+    import sys
+
+    code = (f"from mlconvert import api\napi.convert({str(fixtures / 'sklearn_logreg_iris.pkl')!r}, "
+            f"{str(tmp_path / 'm.onnx')!r})\nimport sys\n"
+            "print(*[m for m in ('tensorflow', 'keras', 'tf2onnx', 'coremltools') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
