@@ -152,6 +152,12 @@ def _render_verification(v: dict) -> str:
             + (f"\n           [red]{v['reason']}[/]" if v.get("reason") else ""))
 
 
+def _without_provenance(value):
+    if isinstance(value, dict):
+        return {k: _without_provenance(v) for k, v in value.items() if not str(k).startswith("mlconvert.")}
+    return value
+
+
 def _render_conversion(report: dict) -> None:
     c = console()
     src, dst = report["source"], report["target"]
@@ -270,8 +276,7 @@ def inspect(path, from_format, as_json, quiet, verbose):
             for item in report.get(io) or []:
                 c.print(f"  {io[:-1]:<10} {item.get('name')}  {item.get('dtype', '')} {item.get('shape', '')}")
         for key, value in (report.get("details") or {}).items():
-            if isinstance(value, dict):  # provenance is shown on its own lines
-                value = {k: v for k, v in value.items() if not str(k).startswith("mlconvert.")}
+            value = _without_provenance(value)  # provenance is shown on its own lines
             if value not in (None, [], {}, ""):
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 c.print(f"  [dim]{key:<10}[/] {text[:200]}")

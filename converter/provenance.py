@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 PREFIX = "mlconvert."
@@ -39,6 +40,8 @@ def stamp(path: Path, format_id: str, report, version: str) -> None:
         for key, value in entries.items():
             metadata[key] = value
         model.save_model(str(path))
+    elif format_id == "coreml":
+        _stamp_coreml(Path(path), entries)
     elif format_id == "onnx":
         import onnx
 
@@ -55,13 +58,41 @@ def stamp(path: Path, format_id: str, report, version: str) -> None:
         onnx.save(model, str(path))
 
 
+def _stamp_coreml(path: Path, entries: dict[str, str]) -> None:
+    """Core ML user-defined metadata. The spec is re-encoded deterministically (protobuf
+    map order otherwise follows the process's hash seed) and an .mlpackage's manifest
+    gets item ids derived from the item paths instead of random UUIDs."""
+    from coremltools.proto import Model_pb2
+
+    manifest = path / "Manifest.json"
+    data = json.loads(manifest.read_text()) if path.is_dir() else None
+    if data is not None:
+        root = data["itemInfoEntries"][data["rootModelIdentifier"]]
+        spec_path = path / "Data" / root["path"]
+    else:
+        spec_path = path
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_path.read_bytes())
+    for key, value in entries.items():
+        spec.description.metadata.userDefined[key] = value
+    spec_path.write_bytes(spec.SerializeToString(deterministic=True))
+    if data is not None:
+        ids = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, "mlconvert:" + item["path"]))
+               for old, item in data["itemInfoEntries"].items()}
+        data["itemInfoEntries"] = {ids[old]: item for old, item in data["itemInfoEntries"].items()}
+        data["rootModelIdentifier"] = ids[data["rootModelIdentifier"]]
+        manifest.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
+
+
 def read(description: dict) -> dict[str, str]:
     """The provenance a described file carries (ONNX metadata, XGBoost attributes,
-    CatBoost metadata), as {key: value} without the prefix."""
+    CatBoost metadata, Core ML user-defined metadata), as {key: value} without the prefix."""
     details = description.get("details") or {}
+    places = [details.get(k) or {} for k in ("metadata_props", "attributes", "metadata")]
+    places.append((details.get("metadata") or {}).get("userDefined") or {})  # Core ML
     found = {}
-    for source in ("metadata_props", "attributes", "metadata", "user_defined"):
-        for key, value in (details.get(source) or {}).items():
+    for place in places:
+        for key, value in place.items():
             if isinstance(key, str) and key.startswith(PREFIX):
                 found[key[len(PREFIX):]] = value
     return found

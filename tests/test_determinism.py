@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,20 @@ def test_byte_identical_outputs(fixtures, tmp_path, fixture, name, edges):
     api.convert(fixtures / fixture, second)
     assert sha(first) == sha(second)
     assert report.target["sha256"] == sha(first)
+
+
+@pytest.mark.parametrize("name", ["m.mlpackage", "m.mlmodel"])
+def test_core_ml_outputs_are_byte_identical(fixtures, tmp_path, name):
+    """coremltools writes random manifest ids and hash-ordered metadata: mlconvert normalises both."""
+    pytest.importorskip("coremltools")
+    first, second = tmp_path / "a" / name, tmp_path / "b" / name
+    for out in (first, second):
+        api.convert(fixtures / "keras_dense_iris.keras", out)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file()) if first.is_dir() else [Path()]
+    for rel in files:
+        assert sha(first / rel) == sha(second / rel), rel
+    recorded = api.inspect(first).to_dict()["provenance"]
+    assert recorded["source"] == "keras_dense_iris.keras"
 
 
 @pytest.mark.parametrize("fixture,name", [("sklearn_rf_iris.pkl", "m.onnx"), ("xgb_classifier_iris.pkl", "m.ubj"),
