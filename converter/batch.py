@@ -208,7 +208,7 @@ def _worker(conn, max_memory_mb: int | None) -> None:
     """Runs in a worker process: convert what the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Parallelism comes from the workers: one thread each, or they fight over the cores.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MLCONVERT_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     if max_memory_mb:
         import resource

@@ -470,7 +470,7 @@ def _render_batch_summary(report) -> None:
                                 lambda r: f"{r.max_abs:.3g}")):
         if rows:
             t = Table(title=title)
-            for col in ("model", "target", title.split()[0]):
+            for col in ("model", "target", "seconds" if title == "slowest" else "max abs"):
                 t.add_column(col)
             for r in rows:
                 t.add_row(r.source, r.target, value(r))

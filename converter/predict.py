@@ -7,7 +7,6 @@ feature, which is where conversions that compare in float32 go wrong.
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -293,7 +292,9 @@ class OnnxPredictor(Predictor):
         self.path = Path(path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = int(os.environ.get("MLCONVERT_THREADS", "0"))  # 0: onnxruntime decides
+        # One thread: onnxruntime splits tree sums across threads, and the summation order
+        # would change the verification figures (and so the provenance bytes) with the core count.
+        options.intra_op_num_threads = 1
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

@@ -258,3 +258,15 @@ def test_provenance_is_written_and_output_is_deterministic(fixtures, tmp_path):
     assert meta["mlconvert.source"] == "sklearn_rf_iris.pkl"
     assert meta["mlconvert.plan"] == "pickle -> onnx"
     assert '"status": "verified"' in meta["mlconvert.verification"]
+
+
+def test_pickle_from_a_newer_patch_release_converts(fixtures, tmp_path):
+    """A model pickled by scikit-learn 1.9.1 loads and converts under the pinned 1.9.0."""
+    data = (fixtures / "sklearn_rf_iris.pkl").read_bytes()
+    assert data.count(b"1.9.0") >= 1
+    newer = tmp_path / "newer.pkl"
+    newer.write_bytes(data.replace(b"1.9.0", b"1.9.1"))  # same length: the pickle stays valid
+    report = api.convert(newer, tmp_path / "m.onnx")
+    check_report(report, ["skl2onnx"])
+    assert report.source["producer_version"] == "1.9.1"
+    assert any("1.9.1" in w for w in report.source["warnings"])
