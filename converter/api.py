@@ -270,8 +270,12 @@ def convert(
         target={"path": str(dst), "format": dst_fmt.id},
     )
     options = {**extra_options, "double": double, "opset": opset}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(dst), dir=dst.parent))
+    try:  # the scratch folder sits beside the target, so the final rename is atomic
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(dst), dir=dst.parent))
+    except OSError as exc:
+        raise UsageError(f"cannot write beside {dst}: {exc.strerror or exc}",
+                         hint="choose an output path in a folder you can write to") from exc
     try:
         failed: dict[str, str] = {}
         done: dict[tuple, Path] = {}

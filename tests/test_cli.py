@@ -297,3 +297,9 @@ def test_graph_picture(cli, tmp_path):
     else:
         assert r.code == 0, r
         assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_exit_2_unwritable_output(cli, fixtures):
+    r = cli(fixtures / "sklearn_rf_iris.pkl", "/proc/no-such-folder/m.onnx")
+    assert r.code == 2, r
+    assert "cannot write beside" in r.err and "Traceback" not in r.err

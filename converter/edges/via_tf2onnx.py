@@ -129,7 +129,7 @@ _REQUIRES = (
 for source, flavors in (("keras-h5", {"keras"}), ("keras", {"keras"}), ("savedmodel", {"keras", "tf-graph"})):
     register_edge(
         Edge(
-            name=f"tf2onnx-{source}" if source != "savedmodel" else "tf2onnx-savedmodel",
+            name=f"tf2onnx-{source}",
             source=source,
             target="onnx",
             flavors=frozenset(flavors),
