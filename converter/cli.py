@@ -366,10 +366,14 @@ def verify(source, converted, from_format, trust, sample, atol, rtol, as_json, q
 @click.option("--format", "kind", type=click.Choice(["mermaid", "dot", "png", "svg"]), default="mermaid",
               show_default=True, help="Mermaid or DOT text, or a picture through Graphviz.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
-def graph(kind, output):
+@json_option
+def graph(kind, output, as_json):
     """The format graph: edges usable here solid, the others greyed with the reason."""
     from mlconvert import graph_render
 
+    if as_json:
+        _emit(True, graph_render.as_data())
+        return
     text = graph_render.render(kind, output)
     if text is not None:
         click.echo(text, nl=False)

@@ -22,6 +22,10 @@ def _edges() -> list[dict]:
     return out
 
 
+def as_data() -> dict:
+    return {"nodes": [f.id for f in formats.all_formats()], "edges": _edges()}
+
+
 def _node_id(fmt_id: str) -> str:
     return fmt_id.replace("-", "_")
 

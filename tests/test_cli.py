@@ -270,6 +270,10 @@ def test_graph_text_formats(cli):
     assert r.out.startswith("digraph mlconvert {")
     assert '"pickle" -> "onnx" [label="skl2onnx"' in r.out
     assert imported_after("graph") == set()
+    data = cli("graph", "--json").json
+    assert len(data["nodes"]) == 10
+    assert {"name": "skl2onnx", "from": "pickle", "to": "onnx"}.items() <= next(
+        e for e in data["edges"] if e["name"] == "skl2onnx").items()
 
 
 def test_graph_greys_unavailable_edges_with_the_reason():
