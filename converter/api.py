@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlconvert import __version__, formats, probe
+from mlconvert import __version__, formats, plugins, probe
 from mlconvert.errors import (ConversionError, InputError, MlconvertError, UnverifiedError, UntrustedInputError,
                               UsageError, VerificationError)
 from mlconvert.graph import BROKEN_MODULES, Edge, StepContext, all_edges
@@ -403,4 +403,5 @@ def doctor() -> dict:
         "java": java(),
         "edges": edges,
         "broken_edge_modules": dict(BROKEN_MODULES),
+        "plugins": {e.name: plugins.FAILED.get(e.name, "loaded") for e in plugins.entry_points()},
     }

@@ -7,14 +7,11 @@ usable here is decided without importing anything (see probe.py).
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mlconvert import probe
-
-PLUGIN_GROUP = "mlconvert.plugins"
+from mlconvert import plugins, probe
 
 # Edge modules in mlconvert.edges, imported when the graph is first needed.
 _EDGE_MODULES = ("via_skl2onnx", "via_onnxmltools", "xgboost_native", "lightgbm_native", "catboost_native",
@@ -110,16 +107,6 @@ def register_edge(edge: Edge) -> None:
     _EDGES[edge.name] = edge
 
 
-def _load_plugins() -> None:
-    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        try:
-            entry.load()  # a plugin registers its formats and edges when imported
-        except Exception as exc:  # a broken plugin must not break the tool
-            import warnings
-
-            warnings.warn(f"mlconvert plugin {entry.name!r} failed to load: {exc}", stacklevel=2)
-
-
 def all_edges() -> list[Edge]:
     global _loaded
     if not _loaded:
@@ -129,7 +116,7 @@ def all_edges() -> list[Edge]:
                 importlib.import_module(f"mlconvert.edges.{name}")
             except Exception as exc:  # one broken module costs its edges, not the whole tool
                 BROKEN_MODULES[name] = f"{type(exc).__name__}: {exc}"
-        _load_plugins()
+        plugins.load()
     return sorted(_EDGES.values(), key=lambda e: e.name)
 
 

@@ -68,6 +68,9 @@ def _ensure_loaded() -> None:
     for name in _MODULES:
         importlib.import_module(f"mlconvert.formats.{name}")
     _loaded = True
+    from mlconvert import plugins
+
+    plugins.load()
 
 
 def _in_sniff_order() -> list[Format]:

@@ -105,3 +105,34 @@ def test_real_graph_refuses_sklearn_to_catboost():
         find_plan("pickle", "sklearn", "catboost")
     reasons = {v["edge"]: v["reason"] for v in info.value.details["plan"]["edges"]}
     assert reasons["catboost-save"] == "accepts pickle models of flavor catboost; this one is sklearn"
+
+
+def test_plugins_register_formats_and_edges(monkeypatch, tmp_path):
+    """A module named in the mlconvert.plugins entry-point group is imported by both registries."""
+    import importlib.metadata
+    import sys
+
+    from mlconvert import formats, graph, plugins
+
+    (tmp_path / "toy_plugin.py").write_text(
+        "from pathlib import Path\n"
+        "from mlconvert.formats import Format, register_format\n"
+        "from mlconvert.graph import Edge, register_edge\n"
+        "register_format(Format(id='toy', title='Toy model', extensions=('.toy',),\n"
+        "    sniff=lambda head, path: head.startswith(b'TOY1'), describe=lambda path: {'flavor': 'toy'}))\n"
+        "register_edge(Edge(name='toy-onnx', source='toy', target='onnx', flavors=frozenset({'toy'}),\n"
+        "    output_flavor='onnx-ml', run='toy_plugin:convert', library='toy-plugin'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint(name="toy", value="toy_plugin", group=plugins.GROUP)
+    monkeypatch.setattr(plugins, "entry_points", lambda: [entry])
+    monkeypatch.setattr(plugins, "_loaded", False)
+    try:
+        plugins.load()
+        model = tmp_path / "m.toy"
+        model.write_bytes(b"TOY1 weights")
+        assert formats.detect(model).id == "toy"
+        assert [e.name for e in find_plan("toy", "toy", "onnx").steps] == ["toy-onnx"]
+    finally:
+        formats._REGISTRY.pop("toy", None)
+        graph._EDGES.pop("toy-onnx", None)
+        sys.modules.pop("toy_plugin", None)
