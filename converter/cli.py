@@ -336,6 +336,8 @@ def doctor(as_json, quiet, verbose):
         for e in info["edges"]:
             if not e["usable"]:
                 c.print(f"  [red]✗[/] {e['edge']}: {_plain(e['reason'])}")
+        for name, status in info["plugins"].items():
+            c.print(f"  plugin {name}: {status}")
         for module, error in info["broken_edge_modules"].items():
             c.print(f"  [red]broken[/] edge module {module}: {error} (a bug: please report it)")
     _emit(as_json, info)
