@@ -28,7 +28,9 @@ demo: setup
 	$(BIN)/mlconvert fixtures/lgbm_regressor_diabetes.txt out/lgbm_diabetes.onnx
 	$(BIN)/mlconvert fixtures/xgb_regressor_diabetes.ubj out/xgb_diabetes.pkl
 	$(BIN)/mlconvert fixtures/catboost_classifier_iris.pkl out/catboost_iris.onnx
+	$(BIN)/mlconvert fixtures/keras_dense_iris.keras out/keras_iris.onnx
 	$(BIN)/mlconvert inspect out/rf_iris.onnx
+	$(BIN)/mlconvert batch fixtures --include '*.pkl' --include '*.txt' --to onnx --out out/batch --markdown out/batch-summary.md
 
 fixtures: setup
 	$(BIN)/python fixtures/make_fixtures.py
