@@ -182,7 +182,8 @@ def _verify(src: Path, src_fmt: str, out: Path, out_fmt: str, steps: list[Edge],
     # Old pickles may not record their width; the converted model's declared input does.
     source_model.n_features = source_model.n_features or target_model.n_features
     if sample:
-        X = verification.load_sample(Path(sample), source_model.n_features, source_model.feature_names)
+        X = verification.load_sample(Path(sample), source_model.n_features, source_model.feature_names,
+                                     source_model.input_specs())
         how = f"sample {Path(sample).name}"
     elif not source_model.n_features and not source_model.input_specs():
         return verification.Verification(

@@ -106,12 +106,48 @@ class EstimatorPredictor(Predictor):
                 est_type = None
         return est_type == "classifier" or hasattr(self.model, "classes_")
 
-    def _input(self, X: np.ndarray):
+    def _input(self, X):
         if self.feature_names is not None and self.library == "sklearn":
             import pandas as pd
 
+            if isinstance(X, dict):  # one (rows, 1) array per named column
+                return pd.DataFrame({name: np.asarray(X[name]).ravel() for name in self.feature_names})
             return pd.DataFrame(X, columns=self.feature_names)
         return X
+
+    def _column_transformer(self):
+        """The ColumnTransformer that reads the raw input, when it picks columns by name
+        (a model fitted on a DataFrame)."""
+        first = self.model.steps[0][1] if hasattr(self.model, "steps") else self.model
+        parts = getattr(first, "transformers_", None)
+        if parts and self.feature_names and any(
+                isinstance(c, str) for _, _, cols in parts for c in np.atleast_1d(cols)):
+            return first
+        return None
+
+    def input_specs(self):
+        """One named (rows, 1) input per column for models that select columns by name;
+        a column an encoder learnt strings for is a string input, with those values."""
+        if self._column_transformer() is None:
+            return None
+        ranges, numeric, strings = self.ranges(), self.categories(), self._string_categories()
+        specs = []
+        for i, name in enumerate(self.feature_names):
+            spec = {"name": name, "dtype": "object" if i in strings else "float32", "shape": [None, 1]}
+            if i in strings or i in numeric:
+                spec["values"] = strings.get(i) or numeric[i]
+            elif i in ranges:
+                spec["center"], spec["scale"] = ranges[i]
+            specs.append(spec)
+        return specs
+
+    def _string_categories(self) -> dict[int, list[str]]:
+        out = {}
+        for trans, cols in self._first_steps():
+            for col, values in zip(cols, getattr(trans, "categories_", None) or []):
+                if not np.issubdtype(np.asarray(values).dtype, np.number):
+                    out[col] = [str(v) for v in values]
+        return out
 
     def predict(self, X):
         Xin = self._input(X)

@@ -66,12 +66,16 @@ class Verification:
         return max(values) if values else None
 
 
-def load_sample(path: Path, n_features: int | None, feature_names: list[str] | None = None):
+def load_sample(path: Path, n_features: int | None, feature_names: list[str] | None = None,
+                specs: list[dict] | None = None):
     """A float matrix from .npy or .csv (CSV columns are matched by name where the model has
-    names), or {input name: array} from .npz for models with several named inputs."""
+    names), or {input name: array} from .npz for models with several named inputs, and
+    from a .csv for models that take one named column each (`specs`)."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"sample file {path} does not exist")
+    if specs and path.suffix in (".csv", ".tsv") and all(s.get("shape") == [None, 1] for s in specs):
+        return _read_csv_columns(path, specs)
     if path.suffix == ".npz":  # named arrays, one per model input
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
@@ -124,6 +128,25 @@ def _read_csv(path: Path, n_features: int | None, feature_names: list[str] | Non
     return np.array([[value(r[c]) for c in columns] for r in body], dtype=np.float64)
 
 
+def _read_csv_columns(path: Path, specs: list[dict]) -> dict[str, np.ndarray]:
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ","))
+    missing = [s["name"] for s in specs if not rows or s["name"] not in rows[0]]
+    if missing:
+        raise UsageError(f"sample {path} has no column {', '.join(missing)}",
+                         hint="the model takes the columns " + ", ".join(s["name"] for s in specs))
+    out = {}
+    for spec in specs:
+        values = [r[spec["name"]] for r in rows]
+        if spec["dtype"] == "object":
+            out[spec["name"]] = np.array(values, dtype=object).reshape(-1, 1)
+        else:
+            out[spec["name"]] = np.array([float(v) if v.strip() else np.nan for v in values]).reshape(-1, 1)
+    return out
+
+
 def _as_float32_values(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32).astype(np.float64)
 
@@ -138,7 +161,11 @@ def _declared_inputs(specs: list[dict], rows: int) -> tuple[dict[str, np.ndarray
         batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else rows
         shape = [batch] + [d if isinstance(d, int) and d > 0 else 8 for d in dims[1:]]
         dtype = np.dtype(spec.get("dtype") or "float32")
-        if np.issubdtype(dtype, np.integer):
+        if spec.get("values"):  # a categorical column: only the values the model knows
+            out[spec["name"]] = rng.choice(np.asarray(spec["values"], dtype=dtype), shape)
+        elif "center" in spec:  # a numeric column whose training range is recorded
+            out[spec["name"]] = _as_float32_values(rng.normal(spec["center"], spec["scale"] * 1.5, shape)).astype(dtype)
+        elif np.issubdtype(dtype, np.integer):
             out[spec["name"]] = rng.integers(0, 8, shape).astype(dtype)
         elif np.issubdtype(dtype, np.bool_):
             out[spec["name"]] = rng.random(shape) < 0.5
@@ -152,7 +179,8 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
     """A float matrix for classic models; a dict of named arrays for models with declared inputs."""
     specs = predictor.input_specs()
     if specs:
-        return _declared_inputs(specs, min(rows, 64))
+        columns = all(s.get("shape") == [None, 1] for s in specs)  # a table's columns: cheap rows
+        return _declared_inputs(specs, rows if columns else min(rows, 64))
     n = predictor.n_features
     if not n:
         raise UsageError("cannot synthesise inputs: the model does not record its feature count",
@@ -202,7 +230,9 @@ def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol
                 continue
         both_nan = np.isnan(a) & np.isnan(b)
         diff = np.where(both_nan, 0.0, np.abs(a - b))
-        rel = diff / np.maximum(np.abs(a), np.finfo(np.float64).tiny)
+        # Relative to values that are not themselves within atol of zero (a probability of
+        # 1e-9 off by 1e-9 is not "100% off").
+        rel = np.where(np.abs(a) > atol, diff / np.maximum(np.abs(a), np.finfo(np.float64).tiny), 0.0)
         ok = bool(np.all(diff <= atol + rtol * np.abs(a)) and not np.any(np.isnan(diff)))
         checks.append(OutputCheck(name, max_abs=float(np.nanmax(diff)) if diff.size else 0.0,
                                   max_rel=float(np.nanmax(rel)) if rel.size else 0.0, ok=ok))

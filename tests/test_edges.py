@@ -41,12 +41,12 @@ def load_pickle(path):
         return pickle.load(fh)
 
 
-def check_report(report, edges, max_abs=1e-4):
+def check_report(report, edges, max_abs=1e-4, rows=100):
     assert [s.edge for s in report.steps] == edges
     assert all(s.version for s in report.steps), "each step records the library version that ran it"
     v = report.verification
     assert v["status"] == "verified", v
-    assert v["rows"] >= 100
+    assert v["rows"] >= rows
     for out in v["outputs"]:
         if out["name"] == "label":
             assert out["agreement"] == 1.0
@@ -270,3 +270,26 @@ def test_pickle_from_a_newer_patch_release_converts(fixtures, tmp_path):
     check_report(report, ["skl2onnx"])
     assert report.source["producer_version"] == "1.9.1"
     assert any("1.9.1" in w for w in report.source["warnings"])
+
+
+def test_dataframe_pipeline_with_string_columns(fixtures, tmp_path):
+    """Fitted on a DataFrame: one ONNX input per column, strings where the encoder learnt strings."""
+    import pandas as pd
+
+    out = tmp_path / "churn.onnx"
+    report = api.convert(fixtures / "sklearn_dataframe_churn.pkl", out, sample=fixtures / "churn_sample.csv")
+    check_report(report, ["skl2onnx"], rows=25)
+    assert report.verification["inputs"] == "sample churn_sample.csv"
+    model, df = load_pickle(fixtures / "sklearn_dataframe_churn.pkl"), pd.read_csv(fixtures / "churn_sample.csv")
+    import onnxruntime
+
+    sess = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in sess.get_inputs()] == [
+        ("age", "tensor(float)"), ("income", "tensor(float)"), ("city", "tensor(string)"), ("plan", "tensor(string)")]
+    feed = {c: (df[[c]].to_numpy(dtype=np.float32) if pd.api.types.is_numeric_dtype(df[c])
+                else df[[c]].to_numpy(dtype=object)) for c in df.columns}
+    label, proba = sess.run(None, feed)
+    assert (label == model.predict(df)).all()
+    np.testing.assert_allclose(proba, model.predict_proba(df), atol=1e-5)
+    synthetic = api.convert(fixtures / "sklearn_dataframe_churn.pkl", tmp_path / "again.onnx")
+    assert synthetic.verification["status"] == "verified" and synthetic.verification["rows"] == 512

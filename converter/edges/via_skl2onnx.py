@@ -27,6 +27,20 @@ def _no_zipmap(model) -> dict:
     return options
 
 
+def _initial_types(model, tensor) -> list:
+    """One matrix input; or, for a model that picks DataFrame columns by name, one
+    input per column (strings where an encoder learnt strings)."""
+    from skl2onnx.common.data_types import StringTensorType
+
+    from mlconvert.predict import EstimatorPredictor
+
+    specs = EstimatorPredictor(model).input_specs()
+    if specs is None:
+        return [("input", tensor([None, n_features_of(model)]))]
+    return [(s["name"], StringTensorType([None, 1]) if s["dtype"] == "object" else tensor([None, 1]))
+            for s in specs]
+
+
 def sklearn_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
     model = load_input(src, ctx)
     from skl2onnx import convert_sklearn
@@ -34,11 +48,10 @@ def sklearn_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
 
     double = bool(ctx.options.get("double"))
     tensor = DoubleTensorType if double else FloatTensorType
-    n = n_features_of(model)
     try:
         onx = convert_sklearn(
             model,
-            initial_types=[("input", tensor([None, n]))],
+            initial_types=_initial_types(model, tensor),
             options=_no_zipmap(model),
             target_opset=target_opset(ctx, double),
         )
