@@ -293,3 +293,24 @@ def test_dataframe_pipeline_with_string_columns(fixtures, tmp_path):
     np.testing.assert_allclose(proba, model.predict_proba(df), atol=1e-5)
     synthetic = api.convert(fixtures / "sklearn_dataframe_churn.pkl", tmp_path / "again.onnx")
     assert synthetic.verification["status"] == "verified" and synthetic.verification["rows"] == 512
+
+
+@pytest.mark.parametrize("booster", ["xgboost", "lightgbm"])
+def test_scikit_learn_pipeline_ending_in_a_booster(tmp_path, booster):
+    """skl2onnx gets onnxmltools' converters for XGBoost/LightGBM steps inside a Pipeline."""
+    import lightgbm
+    import xgboost
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris(), np.repeat([0, 1, 2], 50)
+    final = (xgboost.XGBClassifier(n_estimators=6, max_depth=3) if booster == "xgboost"
+             else lightgbm.LGBMClassifier(n_estimators=6, num_leaves=6, verbose=-1))
+    pipe = make_pipeline(StandardScaler(), final).fit(X, y)
+    src = tmp_path / "pipe.pkl"
+    src.write_bytes(pickle.dumps(pipe))
+    out = tmp_path / "pipe.onnx"
+    check_report(api.convert(src, out), ["skl2onnx"])
+    label, proba = onnx_run(out, X)
+    assert (label == pipe.predict(X)).all()
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-5)

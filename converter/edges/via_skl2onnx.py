@@ -3,16 +3,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlconvert import probe
 from mlconvert.edges import load_input, n_features_of
 from mlconvert.errors import ConversionError
 from mlconvert.graph import Edge, Requirement, StepContext, register_edge
 
 
-def target_opset(ctx: StepContext, double: bool) -> dict | int | None:
+def target_opset(ctx: StepContext, double: bool, boosters: bool) -> dict | int | None:
     opset = ctx.options.get("opset")
-    if double:  # double-precision trees need ai.onnx.ml >= 3
+    if double or boosters:  # double trees need ai.onnx.ml >= 3; onnxmltools' converters stop at 3
         return {"": opset or 21, "ai.onnx.ml": 3}
     return opset
+
+
+def _register_booster_converters(model) -> bool:
+    """XGBoost and LightGBM estimators inside a scikit-learn pipeline: skl2onnx needs
+    onnxmltools' converters registered for them (registering twice is harmless).
+    Returns whether the model holds any."""
+    steps = [model] + [step for _, step in getattr(model, "steps", [])]
+    libraries = {type(est).__module__.split(".")[0] for est in steps}
+    if not libraries & {"xgboost", "lightgbm"}:
+        return False
+    if not probe.has_module("onnxmltools"):
+        raise ConversionError("this pipeline holds an XGBoost or LightGBM model, which needs onnxmltools",
+                              hint="pip install onnxmltools")
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    if "xgboost" in libraries:
+        import xgboost
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+
+        update_registered_converter(xgboost.XGBClassifier, "XGBoostXGBClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_xgboost,
+                                    options=classifier_options)
+        update_registered_converter(xgboost.XGBRegressor, "XGBoostXGBRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_xgboost)
+    if "lightgbm" in libraries:
+        import lightgbm
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_lightgbm,
+                                    options=classifier_options)
+        update_registered_converter(lightgbm.LGBMRegressor, "LightGbmLGBMRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_lightgbm,
+                                    options={"split": None})
+    return True
 
 
 def _no_zipmap(model) -> dict:
@@ -48,12 +87,13 @@ def sklearn_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
 
     double = bool(ctx.options.get("double"))
     tensor = DoubleTensorType if double else FloatTensorType
+    boosters = _register_booster_converters(model)
     try:
         onx = convert_sklearn(
             model,
             initial_types=_initial_types(model, tensor),
             options=_no_zipmap(model),
-            target_opset=target_opset(ctx, double),
+            target_opset=target_opset(ctx, double, boosters),
         )
     except Exception as exc:  # skl2onnx raises bare RuntimeError/NameError for unsupported models
         raise ConversionError(
