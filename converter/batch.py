@@ -218,7 +218,10 @@ def _worker(conn, max_memory_mb: int | None) -> None:
     from mlconvert import api
 
     while True:
-        task = conn.recv()
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone (killed): nothing more to do
+            return
         if task is None:
             return
         started = time.perf_counter()
@@ -236,7 +239,10 @@ def _worker(conn, max_memory_mb: int | None) -> None:
             result["message"] = f"internal error: {type(exc).__name__}: {exc}"
             result["hint"] = traceback.format_exc(limit=8)
         result["seconds"] = time.perf_counter() - started
-        conn.send(result)
+        try:
+            conn.send(result)
+        except OSError:  # the parent was killed mid-conversion; the output was written atomically
+            return
 
 
 class _Worker:
