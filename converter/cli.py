@@ -5,7 +5,6 @@ Only this module prints and exits. Importing it imports no ML library.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -57,26 +56,7 @@ def _stack(*decorators):
     return apply
 
 
-_data_out = None  # the real stdout while a command runs (see _libraries_print_to_stderr)
-
-
-def _libraries_print_to_stderr(func):
-    """While a command runs, Python-level prints of converter libraries (LightGBM's
-    logger, for one) go to stderr; only mlconvert's data is written to stdout."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        global _data_out
-        _data_out, sys.stdout = sys.stdout, sys.stderr
-        try:
-            return func(*args, **kwargs)
-        finally:
-            sys.stdout = _data_out
-
-    return wrapper
-
-
-common = _stack(json_option, quiet_option, verbose_option, _libraries_print_to_stderr)
+common = _stack(json_option, quiet_option, verbose_option)
 
 
 class DefaultGroup(click.Group):
@@ -116,6 +96,7 @@ def cli():
 
 
 _emitted = False  # one JSON document per run: an error after the report adds none
+_data_out = None  # the real stdout, for mlconvert's data only (--json, graph text); see main()
 
 
 def _emit(as_json: bool, data: dict) -> None:
@@ -378,7 +359,7 @@ def graph(kind, output, as_json):
         return
     text = graph_render.render(kind, output)
     if text is not None:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, file=_data_out or sys.stdout)
     else:
         console().print(f"wrote {output}")
 
@@ -542,21 +523,32 @@ def _wants(flag: str, argv: list[str]) -> bool:
     return flag in argv
 
 
-def _keep_stdout_for_data() -> None:
-    """Converter libraries' native code prints to file descriptor 1 (LightGBM's warnings,
-    for one). Point fd 1 at stderr and give Python's sys.stdout the real stdout, so only
-    mlconvert's own data (--json, --help, graph text) reaches it."""
+def _stdout_for_data_only():
+    """Everything that is not mlconvert's data goes to stderr: help, human output, and
+    what converter libraries print (LightGBM's logger from Python, native code to file
+    descriptor 1). Returns the stream to restore when the run ends."""
+    global _data_out
+    original = sys.stdout
     try:
         real = os.dup(1)
         os.dup2(2, 1)
-    except OSError:  # no usable descriptors (an unusual embedding): leave things as they are
-        return
-    sys.stdout = os.fdopen(real, "w", buffering=1, encoding=sys.stdout.encoding or "utf-8", errors="replace")
+        _data_out = os.fdopen(real, "w", buffering=1, encoding=sys.stdout.encoding or "utf-8", errors="replace")
+    except (OSError, AttributeError, ValueError):  # no usable descriptors (an unusual embedding)
+        _data_out = original
+    sys.stdout = sys.stderr
+    return _data_out
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _keep_stdout_for_data()
+    restore = _stdout_for_data_only()
+    try:
+        _run(argv)
+    finally:
+        sys.stdout = restore
+
+
+def _run(argv: list[str]) -> None:
     debug = _wants("-v", argv) or _wants("--verbose", argv) or os.environ.get("MLCONVERT_DEBUG") == "1"
     try:
         code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False)
@@ -571,7 +563,7 @@ def main(argv: list[str] | None = None) -> None:
             if exc.hint:
                 console().print(f"[dim]hint:[/] {_plain(exc.hint)}")
         if _wants("--json", argv) and not _emitted:
-            click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
+            click.echo(json.dumps(exc.to_dict(), indent=2, default=str), file=_data_out or sys.stdout)
         sys.exit(exc.exit_code)
     except click.exceptions.UsageError as exc:
         exc.show()

@@ -35,15 +35,16 @@ def test_inspect_of_a_pickle_imports_nothing_heavy(fixtures):
 def test_help_lists_exit_codes(cli):
     r = cli("--help")
     assert r.code == 0
+    assert r.out == ""  # help is human output: stderr, like the rest
     for code in range(10):
-        assert f"  {code}  " in r.out
+        assert f"  {code}  " in r.err
 
 
 def test_version_lists_libraries(cli):
     r = cli("--version")
     assert r.code == 0
-    assert r.out.startswith("mlconvert 0.")
-    assert "scikit-learn" in r.out and "skl2onnx" in r.out
+    assert r.err.startswith("mlconvert 0.")
+    assert "scikit-learn" in r.err and "skl2onnx" in r.err
 
 
 def test_convert_prints_plan_and_verification(cli, fixtures, tmp_path):
