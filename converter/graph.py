@@ -118,10 +118,3 @@ def all_edges() -> list[Edge]:
                 BROKEN_MODULES[name] = f"{type(exc).__name__}: {exc}"
         plugins.load()
     return sorted(_EDGES.values(), key=lambda e: e.name)
-
-
-def get_edge(name: str) -> Edge:
-    for edge in all_edges():
-        if edge.name == name:
-            return edge
-    raise KeyError(name)
