@@ -259,7 +259,7 @@ def convert(
     dst_fmt = target_format(dst, to_format)
     if dst.exists() and src.resolve() == dst.resolve():
         raise UsageError("the output is the input file", hint="choose another output path")
-    if dst.is_dir() and not (dst_fmt.directory or dst_fmt.extra.get("also_directory")):
+    if dst.is_dir() and not dst_fmt.may_be_directory:
         raise UsageError(f"{dst} is a directory", hint="give the output file's name")
     _check_replaceable(dst)
     via_id = via and formats.get(via).id
@@ -336,7 +336,7 @@ def _check_replaceable(dst: Path) -> None:
             existing = formats.detect(dst)
         except MlconvertError:
             existing = None
-        if existing is None or not (existing.directory or existing.extra.get("also_directory")):
+        if existing is None or not existing.may_be_directory:
             raise UsageError(f"{dst} is a directory that holds no model; refusing to replace it",
                              hint="choose a new output path, or remove the directory first")
 

@@ -307,9 +307,10 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
 
     pending: deque[tuple[Item, str, str]] = deque()
     for item in items:
-        digest = sha256_of(item.source)
         key = options_key(options, item.target)
-        if resume and manifest.up_to_date(item, digest, key):
+        # Hashing here only decides --resume; a conversion hashes its input itself.
+        digest = sha256_of(item.source) if resume and item.output.exists() else ""
+        if digest and manifest.up_to_date(item, digest, key):
             result = ItemResult(item.rel, item.target, item.output_rel, "unchanged",
                                 source_format=item.source_format, message="up to date (--resume)")
             report.results.append(result)
@@ -326,7 +327,9 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
         result = _result_from(item, raw)
         report.results.append(result)
         digest, key = keys.pop(id(worker))
-        manifest.record(item, digest, key, result)
+        # The hash of what was actually converted, as the conversion recorded it.
+        converted = ((raw.get("report") or {}).get("source") or {}).get("sha256")
+        manifest.record(item, converted or digest, key, result)
         display.finished(result)
         worker.item = None
 

@@ -7,7 +7,7 @@ usable here is decided without importing anything (see probe.py).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,7 +81,6 @@ class Edge:
     fidelity: str = "lossless"
     tolerance: Tolerance | None = None
     notes: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     def unavailable_reason(self) -> str | None:
         problems = [p for p in (r.problem() for r in self.requires) if p]

@@ -954,9 +954,31 @@ def _top_class_name(top: Any) -> str | None:
     return f"builtins.{type(top).__name__}" if not isinstance(top, (_Blob, _Global)) else None
 
 
+_SCANS: dict[tuple, PickleScan] = {}
+
+
 def scan_pickle(path, *, max_decompressed: int = MAX_DECOMPRESSED) -> PickleScan:
-    """Statically scan a pickle or joblib file. Never unpickles; raises InputError if broken."""
+    """Statically scan a pickle or joblib file. Never unpickles; raises InputError if broken.
+
+    A conversion describes its input, loads it for the step and again for verification:
+    the scan of an unchanged file (same size and modification time) is done once."""
     path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, max_decompressed)
+    except OSError:
+        key = None
+    if key is not None and key in _SCANS:
+        return _SCANS[key]
+    scan = _scan_pickle(path, max_decompressed)
+    if key is not None:
+        if len(_SCANS) >= 256:  # a batch worker sees many files: keep the cache small
+            _SCANS.clear()
+        _SCANS[key] = scan
+    return scan
+
+
+def _scan_pickle(path: Path, max_decompressed: int) -> PickleScan:
     acc = _Acc()
     with _Opened(path, max_decompressed) as opened:
         stream = opened.stream

@@ -22,6 +22,9 @@ from mlconvert.errors import InputError, NoPathError, UntrustedInputError
 
 _HINT_TF = "install it: pip install 'mlconvert[tf]'"
 
+# The formats TensorFlow edges start from, and the flavors each accepts.
+TF_SOURCES = (("keras-h5", {"keras"}), ("keras", {"keras"}), ("savedmodel", {"keras", "tf-graph"}))
+
 
 def import_tf():
     """tensorflow, imported quietly (TF's C++ start-up chatter goes nowhere)."""
@@ -483,6 +486,12 @@ def serving_predictor(serving: ServingFunction):
 
 def keras_predictor(model):
     return serving_predictor(keras_function(model))
+
+
+def keras_file_predictor(load, path: Path, options: dict):
+    """A Keras file's predictor: `load` is its format's loader, given the loading options."""
+    return keras_predictor(load(path, trust=bool(options.get("trust")), architecture=options.get("architecture"),
+                                custom_objects=options.get("custom_objects")))
 
 
 def savedmodel_predictor(path: Path):

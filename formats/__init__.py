@@ -49,6 +49,11 @@ class Format:
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
+    @property
+    def may_be_directory(self) -> bool:
+        """Always a folder (SavedModel), or a file or a folder (.mlmodel / .mlpackage)."""
+        return self.directory or bool(self.extra.get("also_directory"))
+
 
 _REGISTRY: dict[str, Format] = {}
 _loaded = False
@@ -141,7 +146,7 @@ def detect(path: Path, declared: str | None = None) -> Format:
         return get(declared)
     if path.is_dir():
         for fmt in _in_sniff_order():
-            if (fmt.directory or fmt.extra.get("also_directory")) and fmt.sniff(b"", path):
+            if fmt.may_be_directory and fmt.sniff(b"", path):
                 return fmt
         raise InputError(
             f"{path} is a directory that holds no model mlconvert knows",

@@ -306,10 +306,9 @@ def load(path: Path, trust: bool = False, architecture=None, custom_objects=None
 
 
 def predictor(path: Path, options: dict):
-    from mlconvert.tf_models import keras_predictor
+    from mlconvert.tf_models import keras_file_predictor
 
-    return keras_predictor(load(path, trust=bool(options.get("trust")), architecture=options.get("architecture"),
-                                custom_objects=options.get("custom_objects")))
+    return keras_file_predictor(load, path, options)
 
 
 register_format(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlconvert.errors import ConversionError, UsageError
 from mlconvert.graph import Edge, Requirement, StepContext, register_edge
+from mlconvert.tf_models import TF_SOURCES
 
 
 def _import_coremltools():
@@ -138,7 +139,7 @@ _REQUIRES = (
     Requirement("coremltools", "7.0", extra="coreml"),
 )
 
-for source, flavors in (("keras-h5", {"keras"}), ("keras", {"keras"}), ("savedmodel", {"keras", "tf-graph"})):
+for source, flavors in TF_SOURCES:
     register_edge(Edge(
         name=f"coremltools-{source}",
         source=source,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlconvert.errors import ConversionError
 from mlconvert.graph import Edge, Requirement, StepContext, register_edge
+from mlconvert.tf_models import TF_SOURCES
 
 
 class _Collect(logging.Handler):
@@ -126,7 +127,7 @@ _REQUIRES = (
     Requirement("onnx"),
 )
 
-for source, flavors in (("keras-h5", {"keras"}), ("keras", {"keras"}), ("savedmodel", {"keras", "tf-graph"})):
+for source, flavors in TF_SOURCES:
     register_edge(
         Edge(
             name=f"tf2onnx-{source}",
