@@ -4,7 +4,7 @@ The public API is lazy: importing `mlconvert` imports no ML library.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from mlconvert._version import __version__
 
 __all__ = ["convert", "plan", "inspect", "verify", "doctor", "__version__"]
 

@@ -23,13 +23,17 @@ from pathlib import Path
 
 from mlconvert import __version__, formats
 from mlconvert.errors import InputError, MlconvertError, UsageError
-from mlconvert.report import sha256_of
+from mlconvert.outputs import sha256_of
 
 MANIFEST = ".mlconvert-batch.json"
-# Extensions that only ever name model files: such a file that fails to read is a
-# broken model (a failure), not a stray file (skipped). .json/.txt/.xml are not here.
-MODEL_EXTENSIONS = (".pkl", ".pickle", ".joblib", ".sav", ".onnx", ".cbm", ".ubj", ".h5", ".hdf5", ".keras",
-                    ".mlmodel", ".pmml", ".lgbm")
+# Extensions that name other files too: a file with one of these that no format
+# recognises is a stray file (skipped), not a broken model (a failure).
+SHARED_EXTENSIONS = (".json", ".txt", ".xml", ".model", ".bin")
+
+
+def _model_extensions() -> tuple[str, ...]:
+    """Extensions that only ever name model files, from the registered formats."""
+    return tuple(ext for fmt in formats.all_formats() for ext in fmt.extensions if ext not in SHARED_EXTENSIONS)
 OK_STATUSES = ("converted", "unverified", "unchanged")
 
 
@@ -156,7 +160,7 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
             try:
                 found.append((path, rel, formats.detect(path).id))
             except InputError as exc:
-                if name.lower().endswith(MODEL_EXTENSIONS):
+                if name.lower().endswith(_model_extensions()):
                     found.append((path, rel, None))  # named like a model: its failure is reported
                 else:
                     skipped.append({"source": rel, "reason": "not a model file"})
@@ -227,7 +231,9 @@ def _worker(conn, max_memory_mb: int | None) -> None:
         started = time.perf_counter()
         result: dict = {"status": "failed", "exit_code": 1}
         try:
-            report = api.convert(task["source"], task["output"], to_format=task["target"], **task["options"])
+            # The format discovery detected goes along: the worker does not detect it again.
+            report = api.convert(task["source"], task["output"], from_format=task["source_format"],
+                                 to_format=task["target"], **task["options"])
             verified = (report.verification or {}).get("status") == "verified"
             result = {"status": "converted" if verified else "unverified", "exit_code": 0, "report": report.to_dict()}
         except MlconvertError as exc:
@@ -281,7 +287,7 @@ def _result_from(item: Item, raw: dict) -> ItemResult:
 
 def _remove_scratch(item: Item, pid: int) -> None:
     """A killed conversion leaves its scratch folder beside the target: remove exactly it."""
-    from mlconvert.api import scratch_prefix
+    from mlconvert.outputs import scratch_prefix
 
     for leftover in item.output.parent.glob(scratch_prefix(item.output, pid) + "*"):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -341,7 +347,8 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
                     worker.item, worker.started = item, time.monotonic()
                     keys[id(worker)] = (digest, key)
                     worker.conn.send({"source": str(item.source), "output": str(item.output),
-                                      "target": item.target, "options": options})
+                                      "target": item.target, "source_format": item.source_format,
+                                      "options": options})
                     display.started(item)
             busy = [w for w in workers if w.item]
             multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy], 0.5)

@@ -273,7 +273,7 @@ def inspect(path, from_format, as_json, quiet, verbose):
 def formats(as_json, quiet, verbose):
     """List formats and edges, and which are available here."""
     from mlconvert import formats as registry
-    from mlconvert.graph import all_edges
+    from mlconvert.edges import all_edges
 
     fmts = [{"id": f.id, "title": f.title, "extensions": list(f.extensions) or ["(directory)"],
              "family": f.family, "notes": f.notes} for f in registry.all_formats()]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlconvert import formats
 from mlconvert.errors import UsageError
-from mlconvert.graph import all_edges
+from mlconvert.edges import all_edges
 
 
 def _edges() -> list[dict]:

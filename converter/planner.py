@@ -11,7 +11,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from mlconvert.errors import NoPathError, UsageError
-from mlconvert.graph import Edge, all_edges
+from mlconvert.edges import Edge, all_edges
 
 
 @dataclass(frozen=True)

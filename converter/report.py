@@ -1,28 +1,7 @@
 """Reports: what happened, as data. The CLI renders them; `--json` prints `to_dict()`."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, or of a directory's files (relative names and contents, sorted)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def size_of(path: Path) -> int:
-    path = Path(path)
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 @dataclass
@@ -36,6 +15,7 @@ class StepRecord:
     seconds: float = 0.0
     status: str = "ok"  # "ok" | "failed" | "reused"
     error: str = ""
+    details: dict = field(default_factory=dict)  # what the step reported (opset, thresholds rounded...)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

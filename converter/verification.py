@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlconvert.errors import UsageError
-from mlconvert.predict import Predictor
+from mlconvert.errors import ConversionError, InputError, MlconvertError, UsageError
+from mlconvert.predict import CannotRun, Predictor
+
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-5
@@ -46,6 +50,8 @@ class Verification:
     tolerance_source: str = "default"
     outputs: list[OutputCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what loading the source revealed
+    # (inputs, the converted model's outputs): kept to check the written file against
+    evidence: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -255,14 +261,27 @@ def _compare_labels(a, b, proba, atol, rtol) -> OutputCheck:
     return OutputCheck("label", agreement=float(np.mean(a_s == b_s)), ties=ties, ok=bool(same.all()))
 
 
-def run(source: Predictor, target: Predictor, X: np.ndarray, inputs: str, atol: float, rtol: float,
+def _predict(model: Predictor, X, which: str) -> dict:
+    """A model's outputs on X; the runtime's own failure on these inputs is a failed step."""
+    try:
+        return model.predict(X)
+    except MlconvertError:
+        raise
+    except Exception as exc:  # the runtime library rejected the inputs or the model
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ConversionError(f"running the {which} model on the inputs failed: {type(exc).__name__}: {first}",
+                              hint="pass --sample FILE with rows the model accepts") from exc
+
+
+def run(source: Predictor, target: Predictor, X, inputs: str, atol: float, rtol: float,
         tolerance_source: str) -> Verification:
-    expected = source.predict(X)
-    actual = target.predict(X)
+    expected = _predict(source, X, "source")
+    actual = _predict(target, X, "converted")
     checks = compare(expected, actual, atol, rtol)
     rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
     result = Verification("verified", rows=rows, inputs=inputs, atol=atol, rtol=rtol,
                           tolerance_source=tolerance_source, outputs=checks)
+    result.evidence = (X, actual)
     if not checks:
         result.status, result.reason = "unverified", (
             f"no comparable outputs (source gives {sorted(expected)}, target gives {sorted(actual)})")
@@ -270,3 +289,76 @@ def run(source: Predictor, target: Predictor, X: np.ndarray, inputs: str, atol: 
         bad = ", ".join(c.name for c in checks if not c.ok)
         result.status, result.reason = "mismatch", f"outputs differ beyond tolerance: {bad}"
     return result
+
+
+# --- between two model files ---
+
+
+def tolerance(edges, atol: float | None, rtol: float | None) -> tuple[float, float, str]:
+    """The tolerance to verify with: the largest an edge on the path declares (or the
+    default), unless --atol/--rtol say otherwise; and where it came from."""
+    declared = [e for e in edges if e.tolerance]
+    a = max([DEFAULT_ATOL] + [e.tolerance.atol for e in declared])
+    r = max([DEFAULT_RTOL] + [e.tolerance.rtol for e in declared])
+    source = "; ".join(f"{e.name}: {e.tolerance.reason}" for e in declared) or "default"
+    if atol is not None or rtol is not None:
+        source = "--atol/--rtol" + (f" (other from {source})" if atol is None or rtol is None else "")
+    return (a if atol is None else atol), (r if rtol is None else rtol), source
+
+
+def _predictor(model: Source, options: dict, which: str) -> Predictor:
+    if which == "source":
+        return model.format.predictor(model, options)
+    try:
+        return model.format.predictor(model, options)
+    except InputError as exc:
+        raise ConversionError(f"the converted model does not load: {exc.message}",
+                              hint="this is a converter bug; please report it with the input file") from exc
+
+
+def verify(source: Source, converted: Source, *, edges=(), sample=None, atol: float | None = None,
+           rtol: float | None = None, options: dict | None = None) -> Verification:
+    """Run `source` and `converted` on the same inputs (the sample's, else synthetic ones)
+    and compare their outputs."""
+    options = dict(options or {})
+    a, r, how_tolerant = tolerance(edges, atol, rtol)
+
+    def unverified(reason: str) -> Verification:
+        return Verification("unverified", reason=reason, atol=a, rtol=r, tolerance_source=how_tolerant)
+
+    missing = source.format.cannot_run() or converted.format.cannot_run()
+    if missing:
+        return unverified(missing)
+    try:
+        source_model = _predictor(source, options, "source")
+        # The source's view goes along: a target that cannot run (Core ML off macOS)
+        # still checks its structure against it before saying so.
+        target_model = _predictor(converted, {**options, "reference": source_model}, "converted")
+    except CannotRun as exc:  # e.g. no Core ML runtime off macOS, after a structural check
+        return unverified(str(exc))
+    # Old pickles may not record their width; the converted model's declared input does.
+    source_model.n_features = source_model.n_features or target_model.n_features
+    if sample:
+        X = load_sample(Path(sample), source_model.n_features, source_model.feature_names,
+                        source_model.input_specs())
+        how = f"sample {Path(sample).name}"
+    elif not source_model.n_features and not source_model.input_specs():
+        return unverified("the model does not record how many features it takes; pass --sample FILE")
+    else:
+        X, how = synthetic_inputs(source_model)
+    result = run(source_model, target_model, X, how, a, r, how_tolerant)
+    result.notes = list(source_model.notes)
+    return result
+
+
+def same_outputs(result: Verification, converted: Source, options: dict | None = None) -> bool:
+    """Whether `converted` gives exactly the outputs the verified file gave on the same
+    inputs: what makes the written file (after provenance was stamped into it) the
+    verified one."""
+    if result.evidence is None:
+        return True  # nothing ran (unverified): nothing to compare
+    X, verified = result.evidence
+    again = _predict(_predictor(converted, dict(options or {}), "converted"), X, "converted")
+    return set(again) == set(verified) and all(
+        np.array_equal(np.asarray(again[k]), np.asarray(verified[k]), equal_nan=np.asarray(verified[k]).dtype.kind == "f")
+        for k in verified)

@@ -6,17 +6,20 @@ and cheap; `describe(path)` is static (reads the file, runs none of its code);
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Literal
 
+from mlconvert import probe
 from mlconvert.errors import InputError, UsageError
 
 HEAD_SIZE = 4096
 
-# Modules are imported on first use of the registry, in this order; the order is
-# also the order in which sniffers are tried (most specific signatures first).
+# Modules are imported on first use of the registry. A new format is its module plus
+# one line here and one in _SNIFF_ORDER.
 _MODULES = (
     "pickle_joblib",
     "xgboost_model",
@@ -29,30 +32,102 @@ _MODULES = (
     "keras_v3",
     "savedmodel",
 )
+# The order sniffers are tried in: most specific signatures first; plugins come last.
+_SNIFF_ORDER = ("pickle", "xgboost", "lightgbm", "catboost", "onnx", "coreml", "pmml", "keras-h5", "keras",
+                "savedmodel")
+
+
+Layout = Literal["file", "directory", "file-or-directory"]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a loader may return instead of the bare model: the model and what loading
+    it revealed (an old library version, a renamed class), for the report."""
+
+    model: Any
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Format:
+    """One file format. Everything about it lives in its module; the core never
+    branches on a format id.
+
+    - sniff(head, path) -> bool: pure and cheap, no third-party import.
+    - describe(path) -> dict: static (runs no code from the file); has "flavor".
+    - load(path, *, trust=False, **options) -> model (or Loaded): imports its library inside.
+    - save(model, path): writes the library's own file.
+    - predictor(source, options) -> mlconvert.predict.Predictor: how verification runs
+      a model of this format; `source` is a Source (its .path, its lazily .model).
+    - stamp(path, entries): writes provenance {key: value} into a file of this format.
+    """
+
     id: str
     title: str
     extensions: tuple[str, ...]
     sniff: Callable[[bytes, Path], bool]
     describe: Callable[[Path], dict]
     load: Callable[..., Any] | None = None
-    save: Callable[..., None] | None = None
-    # For verification: (path, options) -> mlconvert.predict.Predictor, and the module
-    # it needs (probed without importing). No predictor: mlconvert cannot run the format.
-    predictor: Callable[..., Any] | None = None
-    runtime: str | None = None
-    directory: bool = False  # a model stored as a folder (SavedModel, .mlpackage)
+    save: Callable[[Any, Path], None] | None = None
+    predictor: Callable[[Source, dict], Any] | None = None
+    stamp: Callable[[Path, dict], None] | None = None
+    runtime: str | None = None  # the module the predictor needs, probed without importing
+    layout: Layout = "file"  # a model stored as a file, a folder (SavedModel), or either (Core ML)
     family: str = ""  # which extra provides its library: classic, tf, coreml, pmml
     notes: str = ""
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def directory(self) -> bool:
+        """Always a folder (SavedModel)."""
+        return self.layout == "directory"
 
     @property
     def may_be_directory(self) -> bool:
         """Always a folder (SavedModel), or a file or a folder (.mlmodel / .mlpackage)."""
-        return self.directory or bool(self.extra.get("also_directory"))
+        return self.layout != "file"
+
+    def cannot_run(self) -> str | None:
+        """Why models of this format cannot be run here (for verification), or None."""
+        if self.predictor is None:
+            return f"mlconvert cannot run {self.title} models"
+        if self.runtime and not probe.has_module(self.runtime):
+            return (f"{self.runtime} is not installed, so the {self.id} model cannot be run "
+                    f"(pip install {self.runtime})")
+        return None
+
+
+def _takes(func: Callable, *args, **kwargs) -> bool:
+    try:
+        inspect.signature(func).bind(*args, **kwargs)
+        return True
+    except TypeError:
+        return False
+
+
+def _check(fmt: Format) -> None:
+    """The format contract, checked when a format registers (not when a user's file reaches it)."""
+    problems = []
+    if not fmt.id or not fmt.id.replace("-", "").isalnum():
+        problems.append(f"id {fmt.id!r} must be a short word")
+    if fmt.layout not in ("file", "directory", "file-or-directory"):
+        problems.append(f"layout {fmt.layout!r} is not file, directory or file-or-directory")
+    if not _takes(fmt.sniff, b"", Path(".")):
+        problems.append("sniff must take (head, path)")
+    if not _takes(fmt.describe, Path(".")):
+        problems.append("describe must take (path)")
+    if fmt.load is not None and not _takes(fmt.load, Path("."), trust=False, architecture=None):
+        problems.append("load must take (path, *, trust=False, **options)")
+    if fmt.save is not None and not _takes(fmt.save, None, Path(".")):
+        problems.append("save must take (model, path)")
+    if fmt.predictor is not None and not _takes(fmt.predictor, None, {}):
+        problems.append("predictor must take (source, options)")
+    if fmt.predictor is not None and fmt.load is None:
+        problems.append("a format with a predictor needs a load")
+    if fmt.stamp is not None and not _takes(fmt.stamp, Path("."), {}):
+        problems.append("stamp must take (path, entries)")
+    if problems:
+        raise TypeError(f"format {fmt.id!r} breaks the Format contract: " + "; ".join(problems))
 
 
 _REGISTRY: dict[str, Format] = {}
@@ -61,9 +136,21 @@ _loaded = False
 
 def register_format(fmt: Format) -> None:
     """Add a format. Registering the same id twice is a bug, not an override."""
+    _check(fmt)
     if fmt.id in _REGISTRY:
         raise ValueError(f"format {fmt.id!r} is already registered")
     _REGISTRY[fmt.id] = fmt
+
+
+@contextlib.contextmanager
+def registered(fmt: Format) -> Iterator[Format]:
+    """A format registered for the duration of a block (for tests and plugins' tests)."""
+    _ensure_loaded()
+    register_format(fmt)
+    try:
+        yield fmt
+    finally:
+        _REGISTRY.pop(fmt.id, None)
 
 
 def _ensure_loaded() -> None:
@@ -79,17 +166,15 @@ def _ensure_loaded() -> None:
 
 
 def _in_sniff_order() -> list[Format]:
-    """Registered formats in _MODULES order, whichever module happened to be imported first."""
-    def rank(fmt: Format) -> int:
-        name = fmt.sniff.__module__.rpartition(".")[2]
-        return _MODULES.index(name) if name in _MODULES else len(_MODULES)
-
-    return sorted(_REGISTRY.values(), key=rank)
+    """Built-in formats in _MODULES order (most specific signatures first), then plugins."""
+    order = {fmt_id: i for i, fmt_id in enumerate(_SNIFF_ORDER)}
+    return sorted(_REGISTRY.values(), key=lambda fmt: order.get(fmt.id, len(order)))
 
 
-def all_formats() -> list[Format]:
+def all_formats() -> tuple[Format, ...]:
+    """Every registered format, in sniffing order (a read-only view)."""
     _ensure_loaded()
-    return list(_REGISTRY.values())
+    return tuple(_in_sniff_order())
 
 
 def get(format_id: str) -> Format:
@@ -170,3 +255,66 @@ def detect(path: Path, declared: str | None = None) -> Format:
         f"{path} is not a model file mlconvert recognises",
         hint="run `mlconvert formats` for the known formats, or pass --from FORMAT",
     )
+
+
+class Source:
+    """One model file of a known format, for one conversion: detected once, described
+    once, hashed once, and its model loaded at most once (lazily), then handed to the
+    steps and to verification alike."""
+
+    def __init__(self, path: Path, fmt: Format, *, trust: bool = False, options: dict | None = None,
+                 description: dict | None = None):
+        self.path = Path(path)
+        self.format = fmt
+        self.trust = trust
+        self.options = dict(options or {})  # loading options, e.g. a Keras architecture
+        self._description = description
+        self._sha256: str | None = None
+        self._loaded: Loaded | None = None
+
+    @classmethod
+    def open(cls, path: Path, declared: str | None = None, *, trust: bool = False,
+             options: dict | None = None) -> Source:
+        """The file at `path`, its format detected (or `declared`)."""
+        return cls(path, detect(Path(path), declared), trust=trust, options=options)
+
+    @property
+    def description(self) -> dict:
+        if self._description is None:
+            self._description = self.format.describe(self.path)
+        return self._description
+
+    @property
+    def flavor(self) -> str:
+        return self.description["flavor"]
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            from mlconvert.outputs import sha256_of
+
+            self._sha256 = sha256_of(self.path)
+        return self._sha256
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def model(self) -> Any:
+        """The model, loaded by its format the first time it is asked for."""
+        if self._loaded is None:
+            if self.format.load is None:
+                raise UsageError(f"mlconvert cannot load {self.format.title} models",
+                                 hint="`mlconvert formats` shows what each format supports")
+            result = self.format.load(self.path, trust=self.trust, **self.options)
+            self._loaded = result if isinstance(result, Loaded) else Loaded(result)
+        return self._loaded.model
+
+    @property
+    def notes(self) -> list[str]:
+        """What loading the model revealed (empty until it is loaded)."""
+        return list(self._loaded.notes) if self._loaded else []
+
+    def __repr__(self) -> str:
+        return f"Source({str(self.path)!r}, {self.format.id!r})"

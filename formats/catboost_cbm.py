@@ -23,7 +23,9 @@ def sniff(head: bytes, path: Path) -> bool:
 
 
 def _check_size(path: Path) -> int:
-    data = Path(path).read_bytes()[:8]
+    """The body size the header promises, checked against the file's size (8 bytes read)."""
+    with open(path, "rb") as fh:
+        data = fh.read(8)
     size = Path(path).stat().st_size
     if len(data) < 8:
         raise InputError(f"{path} is a truncated CatBoost model ({size} bytes)")
@@ -48,8 +50,9 @@ def loss_function(model) -> str:
     return str(loss)
 
 
-def load(path: Path, **_):
-    """A CatBoostClassifier or CatBoostRegressor, chosen by the recorded loss."""
+def load(path: Path, *, trust: bool = False, **options):
+    """A CatBoostClassifier or CatBoostRegressor, chosen by the recorded loss; the file
+    is loaded once."""
     _check_size(path)
     import catboost
 
@@ -60,8 +63,9 @@ def load(path: Path, **_):
         raise InputError(f"CatBoost cannot load {path}: {exc}") from exc
     loss = loss_function(generic)
     cls = catboost.CatBoostClassifier if loss.startswith(CLASSIFIER_LOSSES) else catboost.CatBoostRegressor
-    model = cls()
-    model.load_model(str(path), format="cbm")
+    # The two classes add methods, not state, to a loaded model: the same model, re-classed.
+    model = cls.__new__(cls)
+    model.__dict__.update(generic.__dict__)
     return model
 
 
@@ -101,10 +105,30 @@ def save(model, path: Path) -> None:
     model.save_model(str(path), format="cbm")
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.predict import predictor_for
+def stamp(path: Path, entries: dict[str, str]) -> None:
+    """Provenance in the model's metadata map."""
+    import catboost
 
-    return predictor_for(load(path))
+    model = catboost.CatBoost()
+    model.load_model(str(path))
+    metadata = model.get_metadata()
+    for key, value in entries.items():
+        metadata[key] = value
+    model.save_model(str(path))
+
+
+def catboost_borders(model) -> dict[int, list[float]]:
+    """The split borders per feature, where the model records them."""
+    try:
+        return {int(k): [float(b) for b in v] for k, v in model.get_borders().items()}
+    except Exception:  # older models or categorical-only: no borders, random inputs only
+        return {}
+
+
+def predictor(source, options: dict):
+    from mlconvert.formats._sklearn_api import EstimatorPredictor
+
+    return EstimatorPredictor(source.model)
 
 
 register_format(
@@ -117,6 +141,7 @@ register_format(
         load=load,
         save=save,
         predictor=predictor,
+        stamp=stamp,
         runtime="catboost",
         family="classic",
     )

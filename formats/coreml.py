@@ -398,7 +398,7 @@ def _import_coremltools():
     return coremltools
 
 
-def load(path: Path):
+def load(path: Path, *, trust: bool = False, **options):
     """A coremltools MLModel (spec only on Linux: Core ML cannot predict there)."""
     ct = _import_coremltools()
     try:
@@ -427,11 +427,41 @@ def save(model, path: Path) -> None:
             tmp.unlink()
 
 
-def predictor(path: Path, options: dict):
+def stamp(path: Path, entries: dict[str, str]) -> None:
+    """Provenance in the user-defined metadata. The spec is re-encoded deterministically
+    (protobuf map order otherwise follows the process's hash seed) and an .mlpackage's
+    manifest gets item ids derived from the item paths instead of random UUIDs."""
+    import json
+    import uuid
+
+    from coremltools.proto import Model_pb2
+
+    path = Path(path)
+    manifest = path / "Manifest.json"
+    data = json.loads(manifest.read_text()) if path.is_dir() else None
+    if data is not None:
+        root = data["itemInfoEntries"][data["rootModelIdentifier"]]
+        spec_path = path / "Data" / root["path"]
+    else:
+        spec_path = path
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_path.read_bytes())
+    for key, value in entries.items():
+        spec.description.metadata.userDefined[key] = value
+    spec_path.write_bytes(spec.SerializeToString(deterministic=True))
+    if data is not None:
+        ids = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, "mlconvert:" + item["path"]))
+               for old, item in data["itemInfoEntries"].items()}
+        data["itemInfoEntries"] = {ids[old]: item for old, item in data["itemInfoEntries"].items()}
+        data["rootModelIdentifier"] = ids[data["rootModelIdentifier"]]
+        manifest.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
+
+
+def predictor(source, options: dict):
     """Runs on macOS; elsewhere a structural check against options["reference"], then CannotRun."""
     from mlconvert.coreml_check import predictor as coreml_predictor
 
-    return coreml_predictor(Path(path), options)
+    return coreml_predictor(source.path, options)
 
 
 register_format(
@@ -444,10 +474,10 @@ register_format(
         load=load,
         save=save,
         predictor=predictor,
+        stamp=stamp,
         runtime="coremltools",
+        layout="file-or-directory",
         family="coreml",
         notes=".mlmodel is a file, .mlpackage a directory; both are recognised",
-        # detect() only offers directories to directory formats; this one takes both.
-        extra={"also_directory": True},
     )
 )

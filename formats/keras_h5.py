@@ -297,7 +297,7 @@ def describe(path: Path) -> dict:
         raise InputError(f"{path} is not a readable HDF5 model: {exc}", hint=_HINT_CORRUPT) from exc
 
 
-def load(path: Path, trust: bool = False, architecture=None, custom_objects=None, **_):
+def load(path: Path, *, trust: bool = False, architecture=None, custom_objects=None, **options):
     """A Keras model, loaded with safe_mode: Lambda and custom layers are refused
     unless `trust`; a weights-only file needs `architecture` (the model.to_json() file)."""
     from mlconvert.tf_models import load_keras
@@ -305,10 +305,10 @@ def load(path: Path, trust: bool = False, architecture=None, custom_objects=None
     return load_keras(path, describe(path), trust=trust, architecture=architecture, custom_objects=custom_objects)
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.tf_models import keras_file_predictor
+def predictor(source, options: dict):
+    from mlconvert.tf_models import keras_predictor
 
-    return keras_file_predictor(load, path, options)
+    return keras_predictor(source.model)
 
 
 register_format(

@@ -81,17 +81,17 @@ def describe(path: Path) -> dict:
     return result
 
 
-def load(path: Path, trust: bool = False, architecture=None, custom_objects=None, **_):
+def load(path: Path, *, trust: bool = False, architecture=None, custom_objects=None, **options):
     """A Keras 3 model, loaded with safe_mode: Lambda and custom layers are refused unless `trust`."""
     from mlconvert.tf_models import load_keras
 
     return load_keras(path, describe(path), trust=trust, custom_objects=custom_objects)
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.tf_models import keras_file_predictor
+def predictor(source, options: dict):
+    from mlconvert.tf_models import keras_predictor
 
-    return keras_file_predictor(load, path, options)
+    return keras_predictor(source.model)
 
 
 register_format(

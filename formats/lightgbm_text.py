@@ -5,10 +5,12 @@ say what the model is, without LightGBM.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
+from mlconvert.predict import Predictor, booster_outputs
 
 CLASSIFIER_OBJECTIVES = ("binary", "multiclass", "multiclassova", "cross_entropy", "xentropy")
 
@@ -85,7 +87,7 @@ def describe(path: Path) -> dict:
     return out
 
 
-def load(path: Path, **_):
+def load(path: Path, *, trust: bool = False, **options):
     import logging
 
     import lightgbm
@@ -106,10 +108,56 @@ def save(model, path: Path) -> None:
     booster.save_model(str(path))
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.predict import predictor_for
+class LightGBMPredictor(Predictor):
+    def __init__(self, booster):
+        self.booster = booster
+        dump = booster.dump_model(num_iteration=-1)
+        self._dump = dump
+        objective = str(dump.get("objective", ""))
+        self.kind = objective_kind(objective)
+        self.n_features = booster.num_feature()
+        self.feature_names = booster.feature_name()
 
-    return predictor_for(load(path))
+    def categories(self):
+        # LightGBM records every category value it saw; numeric features have a range instead.
+        infos = self._dump.get("feature_infos", {})
+        out = {}
+        for i, name in enumerate(self.feature_names or []):
+            values = [v for v in infos.get(name, {}).get("values", []) if v >= 0]
+            if values:
+                out[i] = [float(v) for v in values]
+        return out
+
+    def ranges(self):
+        infos = self._dump.get("feature_infos", {})
+        out = {}
+        for i, name in enumerate(self.feature_names or []):
+            info = infos.get(name, {})
+            lo, hi = info.get("min_value"), info.get("max_value")
+            if lo is not None and hi is not None and not info.get("values"):
+                out[i] = ((lo + hi) / 2, (hi - lo) / 2 or 1.0)
+        return out
+
+    def predict(self, X):
+        return booster_outputs(self.booster.predict(X), self.kind)
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+
+        def walk(node):
+            if "split_feature" in node:
+                if node.get("decision_type") == "<=":
+                    out[int(node["split_feature"])].append(float(node["threshold"]))
+                walk(node["left_child"])
+                walk(node["right_child"])
+
+        for tree in self._dump.get("tree_info", []):
+            walk(tree["tree_structure"])
+        return dict(out)
+
+
+def predictor(source, options: dict) -> Predictor:
+    return LightGBMPredictor(source.model)
 
 
 register_format(

@@ -5,14 +5,15 @@ inspecting a model never imports onnx; load/save use the onnx package.
 """
 from __future__ import annotations
 
-import os
+import re
 import struct
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from mlconvert.errors import InputError, NoPathError
 from mlconvert.formats import Format, register_format
 from mlconvert.formats import _protobuf as pb
+from mlconvert.predict import Predictor, binary_to_two_columns, column, named_inputs
 
 # TensorProto.DataType -> numpy-style dtype names (onnx.proto, TensorProto.DataType).
 ELEM_TYPES = {
@@ -306,7 +307,7 @@ def _import_onnx():
     return onnx
 
 
-def load(path: Path):
+def load(path: Path, *, trust: bool = False, **options):
     """onnx.load + the ONNX checker; a model the checker rejects is an input error."""
     onnx = _import_onnx()
     path = Path(path)
@@ -320,22 +321,103 @@ def load(path: Path):
 
 
 def save(model, path: Path) -> None:
-    """Write atomically: a temporary file beside the target, renamed on success."""
+    _import_onnx().save(model, str(path))
+
+
+def stamp(path: Path, entries: dict[str, str]) -> None:
+    """Provenance in metadata_props (earlier mlconvert entries replaced)."""
     onnx = _import_onnx()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    model = onnx.load(str(path))
+    # skl2onnx names the graph with a random uuid: name it after the source instead.
+    if re.fullmatch(r"[0-9a-f]{32}", model.graph.name):
+        stem = Path(entries.get("mlconvert.source", "model")).stem
+        model.graph.name = re.sub(r"\W", "_", stem) or "model"
+    kept = [p for p in model.metadata_props if not p.key.startswith("mlconvert.")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in entries.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.predict import OnnxPredictor
+_ONNX_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+               "tensor(bool)": "bool", "tensor(string)": "object"}
 
-    return OnnxPredictor(path)
+
+class OnnxPredictor(Predictor):
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # One thread: onnxruntime splits tree sums across threads, and the summation order
+        # would change the verification figures (and so the provenance bytes) with the core count.
+        options.intra_op_num_threads = 1
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise InputError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from exc
+        inputs = self.session.get_inputs()
+        # Neural networks take named inputs of any rank and dtype; classic models one matrix.
+        self.specs = [{"name": i.name, "dtype": _ONNX_TYPES.get(i.type, "float32"),
+                       "shape": [d if isinstance(d, int) else None for d in (i.shape or [])]} for i in inputs]
+        self.input = inputs[0]
+        shape = self.input.shape
+        self.n_features = shape[-1] if shape and isinstance(shape[-1], int) else None
+        self.dtype = _ONNX_FLOAT_TYPES.get(self.input.type, "float32")
+        outs = self.session.get_outputs()
+        self.output_names = [o.name for o in outs]
+        self.kind = "classifier" if len(outs) >= 2 else "regressor"
+
+    def input_specs(self):
+        classic = len(self.specs) == 1 and self.input.type in _ONNX_FLOAT_TYPES and len(self.specs[0]["shape"]) == 2
+        return None if classic else [dict(s) for s in self.specs]
+
+    def predict(self, X):
+        import numpy as np
+
+        if isinstance(X, dict) or len(self.specs) != 1:  # named inputs in, outputs by name out
+            feed = named_inputs(X, self.specs)
+            feed = {s["name"]: np.asarray(feed[s["name"]]).astype(s["dtype"]) for s in self.specs}
+            return dict(zip(self.output_names, self.session.run(None, feed)))
+        results = self.session.run(None, {self.input.name: np.asarray(X, dtype=self.dtype)})
+        # Every output by its name too (a one-input network fed a matrix); the classic keys win.
+        named = {n: np.asarray(r) for n, r in zip(self.output_names, results) if not isinstance(r, list)}
+        return {**named, **self._classic(results)}
+
+    def _classic(self, results):
+        import numpy as np
+
+        if self.kind == "classifier":
+            label, proba = results[0], results[1]
+            if isinstance(proba, list):  # ZipMap: a list of {class: probability}
+                keys = sorted(proba[0])
+                proba = np.array([[row[k] for k in keys] for row in proba])
+            return {"label": column(label), "probabilities": binary_to_two_columns(np.asarray(proba))}
+        return {"value": column(results[0])}
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+        from onnx import load
+
+        model = load(str(self.path))
+        for node in model.graph.node:
+            if node.op_type.startswith("TreeEnsemble"):
+                attrs = {a.name: a for a in node.attribute}
+                feats = attrs.get("nodes_featureids")
+                vals = attrs.get("nodes_values") or attrs.get("nodes_values_as_tensor")
+                if feats is not None and vals is not None and vals.floats:
+                    for f, v in zip(feats.ints, vals.floats):
+                        out[int(f)].append(float(v))
+        return dict(out)
+
+
+def predictor(source, options: dict) -> Predictor:
+    return OnnxPredictor(source.path)
 
 
 register_format(
@@ -348,6 +430,7 @@ register_format(
         load=load,
         save=save,
         predictor=predictor,
+        stamp=stamp,
         runtime="onnxruntime",
         family="classic",
         notes="protobuf ModelProto; ai.onnx.ml graphs are classic models, others neural networks",

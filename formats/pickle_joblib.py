@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlconvert import safety
-from mlconvert.formats import Format, register_format
+from mlconvert.formats import Format, Loaded, register_format
 
 _COMPRESSED_SUFFIXES = (".z", ".gz", ".bz2", ".xz", ".lzma", ".lz4")
 EXTENSIONS = (
@@ -137,20 +137,20 @@ def describe(path: Path) -> dict:
     }
 
 
-def predictor(path: Path, options: dict):
+def predictor(source, options: dict):
     """A runnable view for verification; keeps what the loader noticed (old versions...)."""
-    from mlconvert.predict import predictor_for
+    from mlconvert.formats._sklearn_api import predictor_for
 
-    loaded = safety.load_pickle(path, trust=bool(options.get("trust")))
-    model = predictor_for(loaded.obj)
-    # scikit-learn's own version warning is long; the pickle's description says it shorter.
-    model.notes = [w for w in loaded.warnings if "Trying to unpickle" not in w]
+    model = predictor_for(source.model)
+    model.notes = tuple(source.notes)
     return model
 
 
-def load(path: Path, trust: bool = False) -> Any:
-    """The unpickled object; refuses untrusted files unless trust=True."""
-    return safety.load_pickle(path, trust=trust).obj
+def load(path: Path, *, trust: bool = False, **options) -> Loaded:
+    """The unpickled object, after the static scan; refuses untrusted files unless trust=True."""
+    loaded = safety.load_pickle(path, trust=trust)
+    # scikit-learn's own version warning is long; the pickle's description says it shorter.
+    return Loaded(loaded.obj, tuple(w for w in loaded.warnings if "Trying to unpickle" not in w))
 
 
 _JOBLIB_COMPRESSION = {".z": "zlib", ".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".lzma": "lzma", ".lz4": "lz4"}

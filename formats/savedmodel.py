@@ -209,17 +209,17 @@ def describe(path: Path) -> dict:
     return result
 
 
-def load(path: Path, **_):
+def load(path: Path, *, trust: bool = False, **options):
     """The object tf.saved_model.load returns (its signatures are what converters use)."""
     from mlconvert.tf_models import load_savedmodel
 
     return load_savedmodel(path)
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.tf_models import savedmodel_predictor
+def predictor(source, options: dict):
+    from mlconvert.tf_models import serving_predictor
 
-    return savedmodel_predictor(path)
+    return serving_predictor(source.model)
 
 
 register_format(
@@ -232,7 +232,7 @@ register_format(
         load=load,
         predictor=predictor,
         runtime="tensorflow",
-        directory=True,
+        layout="directory",
         family="tf",
         notes="a directory with saved_model.pb, variables/ and assets/",
     )

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import defaultdict
 from pathlib import Path
 
 from mlconvert import probe
 from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
+from mlconvert.predict import Predictor, booster_outputs, column
 
-CLASSIFIER_OBJECTIVES = ("binary:", "multi:")
+# The one rule for what an XGBoost objective makes of a model, used by describe, the
+# predictor and the scikit-learn wrapper alike.
+PROBABILITY_OBJECTIVES = ("binary:logistic", "multi:softprob")  # predict() gives probabilities
+LABEL_OBJECTIVES = ("multi:softmax", "binary:hinge")  # predict() gives the class itself
+
+
+def objective_kind(objective: str) -> str:
+    """'classifier' (binary:* and multi:*), 'ranker' (rank:*) or 'regressor'."""
+    if objective.startswith(("binary:", "multi:")):
+        return "classifier"
+    return "ranker" if objective.startswith("rank:") else "regressor"
 
 
 def _is_ubjson(head: bytes) -> bool:
@@ -35,11 +47,11 @@ def sniff(head: bytes, path: Path) -> bool:
     return xgboost_legacy.is_legacy_binary(head)
 
 
-def encoding(path: Path) -> str:
-    """'json', 'ubj' or 'legacy' by content."""
-    from mlconvert.formats import read_head, xgboost_legacy
+def encoding(path: Path, head: bytes | None = None) -> str:
+    """'json', 'ubj' or 'legacy' by content (the file's first bytes, read if not given)."""
+    from mlconvert.formats import HEAD_SIZE, read_head, xgboost_legacy
 
-    head = read_head(path)
+    head = read_head(path) if head is None else head[:HEAD_SIZE]
     if _is_ubjson(head):
         return "ubj"
     if _is_json(head):
@@ -131,10 +143,11 @@ class _UBJReader:
             i += 1
 
 
-def read_document(path: Path) -> dict:
-    """The model as XGBoost's JSON document, whatever the encoding."""
-    data = Path(path).read_bytes()
-    kind = encoding(path)
+def read_document(path: Path, data: bytes | None = None) -> dict:
+    """The model as XGBoost's JSON document, whatever the encoding (from `data` when the
+    caller has already read the file)."""
+    data = Path(path).read_bytes() if data is None else data
+    kind = encoding(path, data)
     try:
         if kind == "json":
             return json.loads(data)
@@ -161,8 +174,7 @@ def summarize(doc: dict) -> dict:
     version = doc.get("version")
     return {
         "flavor": "xgboost",
-        "kind": "classifier" if objective.startswith(CLASSIFIER_OBJECTIVES) else
-        ("ranker" if objective.startswith("rank:") else "regressor"),
+        "kind": objective_kind(objective),
         "producer": "xgboost",
         "producer_version": ".".join(map(str, version)) if isinstance(version, list) else version,
         "n_features": int(float(params.get("num_feature", 0) or 0)) or None,
@@ -209,21 +221,22 @@ def dart_as_gbtree(doc: dict) -> dict:
     return doc
 
 
-def _recorded_version(path: Path, kind: str, doc: dict) -> str | None:
+def _recorded_version(kind: str, doc: dict, data: bytes) -> str | None:
     """The XGBoost version that wrote the file (legacy documents carry the translator's)."""
     if kind == "legacy":
         from mlconvert.formats import xgboost_legacy
 
-        return xgboost_legacy.describe_legacy(Path(path).read_bytes()).get("version")
+        return xgboost_legacy.describe_legacy(data).get("version")
     version = doc.get("version")
     return ".".join(map(str, version)) if isinstance(version, list) else version
 
 
 def describe(path: Path) -> dict:
-    kind = encoding(path)
-    doc = read_document(path)
+    data = Path(path).read_bytes()
+    kind = encoding(path, data)
+    doc = read_document(path, data)
     out = summarize(doc)
-    out["producer_version"] = _recorded_version(path, kind, doc)
+    out["producer_version"] = _recorded_version(kind, doc, data)
     out["details"]["encoding"] = kind
     warnings = out.setdefault("warnings", [])
     if kind == "legacy":
@@ -240,61 +253,105 @@ def describe(path: Path) -> dict:
     return out
 
 
-def load_booster(path: Path):
-    """An xgboost.Booster. Legacy binaries go through our translator, and DART weights
-    that the installed XGBoost would ignore are folded into the leaves first."""
+def load(path: Path, *, trust: bool = False, **options):
+    """An xgboost.Booster, from one read of the file and one load. Legacy binaries go
+    through our translator, and DART weights that the installed XGBoost would ignore are
+    folded into the leaves first."""
     import xgboost
 
+    data = Path(path).read_bytes()
+    kind = encoding(path, data)
     booster = xgboost.Booster()
     try:
-        kind = encoding(path)
-        doc = read_document(path) if kind == "legacy" or _may_have_weights(path) else None
-        if doc is not None and (kind == "legacy" or has_tree_weights(doc)):
-            booster.load_model(bytearray(json.dumps(dart_as_gbtree(doc) if kind != "legacy" else doc).encode()))
-        else:
-            booster.load_model(str(path))
+        if kind == "legacy" or b"weight_drop" in data:  # the cheap test before parsing it all
+            doc = read_document(path, data)
+            if kind != "legacy":
+                doc = dart_as_gbtree(doc)
+            data = json.dumps(doc).encode()
+        booster.load_model(bytearray(data))
     except xgboost.core.XGBoostError as exc:
         raise InputError(f"XGBoost cannot load {path}: {str(exc).splitlines()[0]}") from exc
     return booster
 
 
-def _may_have_weights(path: Path) -> bool:
-    """Cheap test before parsing a whole document: the key's bytes appear in the file."""
-    return b"weight_drop" in Path(path).read_bytes()
+def objective_of(booster) -> str:
+    return json.loads(booster.save_config())["learner"]["objective"]["name"]
 
 
-def load(path: Path, **_):
-    """A scikit-learn style model when the objective says what it is, else the Booster."""
-    booster = load_booster(path)
+def as_sklearn(booster):
+    """XGBClassifier / XGBRegressor around a Booster when its objective says which
+    (what a scikit-learn user expects in a pickle), else the Booster itself."""
     import xgboost
 
-    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
-    wrapper = None
-    if objective.startswith(("binary:logistic", "multi:softprob", "multi:softmax")):
+    objective = objective_of(booster)
+    if objective.startswith(PROBABILITY_OBJECTIVES + ("multi:softmax",)):
         wrapper = xgboost.XGBClassifier()
     elif objective.startswith("reg:"):
         wrapper = xgboost.XGBRegressor()
-    if wrapper is None:
+    else:
         return booster
-    wrapper._Booster = booster
     # The wrapper reads n_classes_ and friends from the booster's saved attributes.
-    raw = booster.save_raw(raw_format="ubj")
-    wrapper.load_model(bytearray(raw))
+    wrapper.load_model(bytearray(booster.save_raw(raw_format="ubj")))
     return wrapper
 
 
 def save(model, path: Path) -> None:
-    booster = model.get_booster() if hasattr(model, "get_booster") else model
-    if hasattr(model, "get_booster"):
-        model.save_model(str(path))  # keeps the scikit-learn attributes (classes, ...)
-    else:
-        booster.save_model(str(path))
+    model.save_model(str(path))  # a wrapper keeps its scikit-learn attributes (classes, ...)
 
 
-def predictor(path: Path, options: dict):
-    from mlconvert.predict import predictor_for
+def stamp(path: Path, entries: dict[str, str]) -> None:
+    """Provenance as Booster attributes, which travel in JSON and UBJSON files."""
+    import xgboost
 
-    return predictor_for(load(path))
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(Path(path).read_bytes()))
+    booster.set_attr(**entries)
+    booster.save_model(str(path))
+
+
+class XGBoosterPredictor(Predictor):
+    def __init__(self, booster):
+        self.booster = booster
+        config = json.loads(booster.save_config())["learner"]
+        self.objective = config["objective"]["name"]
+        self.n_features = int(config["learner_model_param"]["num_feature"])
+        self.n_classes = int(config["learner_model_param"].get("num_class", 0))
+        self.kind = objective_kind(self.objective)
+        self.feature_names = booster.feature_names
+
+    def predict(self, X):
+        import xgboost
+
+        raw = self.booster.predict(xgboost.DMatrix(X, feature_names=self.feature_names))
+        if self.objective.startswith(PROBABILITY_OBJECTIVES):
+            return booster_outputs(raw, "classifier")
+        if self.objective.startswith(LABEL_OBJECTIVES):
+            return {"label": column(raw)}
+        return {"value": column(raw)}
+
+    def thresholds(self):
+        out: dict[int, list[float]] = defaultdict(list)
+        names = self.feature_names or []
+        index = {n: i for i, n in enumerate(names)}
+
+        def walk(node):
+            if "split" in node:
+                split = node["split"]
+                f = index.get(split, None)
+                if f is None and isinstance(split, str) and split.startswith("f") and split[1:].isdigit():
+                    f = int(split[1:])
+                if f is not None and "split_condition" in node:
+                    out[f].append(float(node["split_condition"]))
+                for child in node.get("children", []):
+                    walk(child)
+
+        for tree in self.booster.get_dump(dump_format="json"):
+            walk(json.loads(tree))
+        return dict(out)
+
+
+def predictor(source, options: dict) -> Predictor:
+    return XGBoosterPredictor(source.model)
 
 
 register_format(
@@ -307,6 +364,7 @@ register_format(
         load=load,
         save=save,
         predictor=predictor,
+        stamp=stamp,
         runtime="xgboost",
         family="classic",
         notes="JSON, UBJSON (.ubj) or legacy binary; the extension of the output picks JSON or UBJSON",

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlconvert.edges import load_input
+from mlconvert.edges import Edge, Requirement, StepContext, register_edge, resave
 from mlconvert.errors import ConversionError
-from mlconvert.graph import Edge, Requirement, StepContext, register_edge
+
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
 
-def to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
-    model = load_input(src, ctx)
+def to_onnx(source: Source, dst: Path, ctx: StepContext) -> None:
+    model = source.model
     import catboost
 
     if model.get_cat_feature_indices():
@@ -52,17 +55,17 @@ _REQUIRES = (Requirement("catboost", "1.0"),)
 
 register_edge(Edge(
     name="catboost-save", source="pickle", target="catboost", flavors=frozenset({"catboost"}),
-    output_flavor="catboost", run="mlconvert.edges:resave", library="catboost",
+    output_flavor="catboost", run=resave, library="catboost",
     requires=_REQUIRES,
 ))
 register_edge(Edge(
     name="catboost-load", source="catboost", target="pickle", flavors=frozenset({"catboost"}),
-    output_flavor="catboost", run="mlconvert.edges:resave", library="catboost",
+    output_flavor="catboost", run=resave, library="catboost",
     requires=_REQUIRES, notes="CatBoostClassifier / CatBoostRegressor by the recorded loss",
 ))
 register_edge(Edge(
     name="catboost-onnx", source="catboost", target="onnx", flavors=frozenset({"catboost"}),
-    output_flavor="onnx-ml", run="mlconvert.edges.catboost_native:to_onnx", library="catboost",
+    output_flavor="onnx-ml", run=to_onnx, library="catboost",
     requires=_REQUIRES + (Requirement("onnx"),), fidelity="float64 -> float32",
     notes="CatBoost's own exporter; numeric features only",
 ))

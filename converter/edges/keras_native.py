@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlconvert.edges import Edge, Requirement, StepContext, register_edge
 from mlconvert.errors import ConversionError
-from mlconvert.graph import Edge, Requirement, StepContext, register_edge
 
 
 def to_savedmodel(src: Path, dst: Path, ctx: StepContext) -> None:
@@ -48,11 +48,11 @@ for source in ("keras-h5", "keras"):
     register_edge(Edge(
         name=f"keras-export-{source}" if source != "keras" else "keras-export",
         source=source, target="savedmodel", flavors=frozenset({"keras"}), output_flavor="tf-graph",
-        run="mlconvert.edges.keras_native:to_savedmodel", library="keras", requires=_REQUIRES,
+        run=to_savedmodel, library="keras", requires=_REQUIRES,
         notes="Keras's ExportArchive: serving_default with named inputs and a dict of named outputs",
     ))
 register_edge(Edge(
     name="keras-resave", source="keras-h5", target="keras", flavors=frozenset({"keras"}), output_flavor="keras",
-    run="mlconvert.edges.keras_native:to_keras", library="keras", requires=_REQUIRES,
+    run=to_keras, library="keras", requires=_REQUIRES,
     notes="legacy HDF5 to the Keras 3 .keras archive",
 ))

@@ -12,8 +12,8 @@ import contextlib
 import warnings
 from pathlib import Path
 
+from mlconvert.edges import Edge, Requirement, StepContext, register_edge
 from mlconvert.errors import ConversionError, UsageError
-from mlconvert.graph import Edge, Requirement, StepContext, register_edge
 from mlconvert.tf_models import TF_SOURCES
 
 
@@ -146,7 +146,7 @@ for source, flavors in TF_SOURCES:
         target="coreml",
         flavors=frozenset(flavors),
         output_flavor="coreml-nn",
-        run="mlconvert.edges.via_coremltools:to_coreml",
+        run=to_coreml,
         library="coremltools",
         requires=_REQUIRES,
         cost=1.5,  # heavier to import and run than tf2onnx

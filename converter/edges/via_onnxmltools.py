@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlconvert.edges import load_input, n_features_of
+from mlconvert.edges import Edge, Requirement, StepContext, Tolerance, n_features_of, register_edge
 from mlconvert.errors import ConversionError
-from mlconvert.graph import Edge, Requirement, StepContext, Tolerance, register_edge
+
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
 
 def _convert(model, ctx: StepContext, library: str):
@@ -49,8 +52,8 @@ def _plain_booster(model):
     return plain
 
 
-def xgboost_to_onnx(src: Path, dst: Path, ctx: StepContext) -> None:
-    model = _plain_booster(load_input(src, ctx))
+def xgboost_to_onnx(source: Source, dst: Path, ctx: StepContext) -> None:
+    model = _plain_booster(source.model)
     dst.write_bytes(_convert(model, ctx, "xgboost").SerializeToString())
 
 
@@ -76,12 +79,12 @@ def _convertible_lightgbm(model):
     return lightgbm.Booster(model_str="\n".join(lines) + "\n")
 
 
-def lightgbm_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
-    model = _convertible_lightgbm(load_input(src, ctx))
+def lightgbm_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
+    model = _convertible_lightgbm(source.model)
     onx = _convert(model, ctx, "lightgbm")
     # LightGBM compares float64 thresholds; onnxmltools rounds them to the nearest float32.
     from mlconvert.edges._thresholds import fix_float32_thresholds
-    from mlconvert.predict import LightGBMPredictor
+    from mlconvert.formats.lightgbm_text import LightGBMPredictor
 
     changed = fix_float32_thresholds(onx, LightGBMPredictor(getattr(model, "booster_", model)).thresholds())
     dst.write_bytes(onx.SerializeToString())
@@ -92,10 +95,10 @@ _REQUIRES = (Requirement("onnxmltools", "1.13"), Requirement("onnx"))
 _FLOAT32_SUMS = Tolerance(1e-5, 1e-4, "tree sums accumulate in float32 in ONNX Runtime")
 
 for source, lib, func in (
-    ("pickle", "xgboost", "xgboost_to_onnx"),
-    ("xgboost", "xgboost", "xgboost_to_onnx"),
-    ("pickle", "lightgbm", "lightgbm_to_onnx"),
-    ("lightgbm", "lightgbm", "lightgbm_to_onnx"),
+    ("pickle", "xgboost", xgboost_to_onnx),
+    ("xgboost", "xgboost", xgboost_to_onnx),
+    ("pickle", "lightgbm", lightgbm_to_onnx),
+    ("lightgbm", "lightgbm", lightgbm_to_onnx),
 ):
     register_edge(
         Edge(
@@ -104,7 +107,7 @@ for source, lib, func in (
             target="onnx",
             flavors=frozenset({lib}),
             output_flavor="onnx-ml",
-            run=f"mlconvert.edges.via_onnxmltools:{func}",
+            run=func,
             library="onnxmltools",
             requires=_REQUIRES + (Requirement(lib),),
             fidelity="float32 inputs; thresholds rounded to decide exactly" if lib == "lightgbm"

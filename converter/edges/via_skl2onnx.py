@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlconvert import probe
-from mlconvert.edges import load_input, n_features_of
+from mlconvert.edges import Edge, Requirement, StepContext, n_features_of, register_edge
 from mlconvert.errors import ConversionError
-from mlconvert.graph import Edge, Requirement, StepContext, register_edge
+
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
 
 def target_opset(ctx: StepContext, double: bool, boosters: bool) -> dict | int | None:
@@ -71,7 +74,7 @@ def _initial_types(model, tensor) -> list:
     input per column (strings where an encoder learnt strings)."""
     from skl2onnx.common.data_types import StringTensorType
 
-    from mlconvert.predict import EstimatorPredictor
+    from mlconvert.formats._sklearn_api import EstimatorPredictor
 
     specs = EstimatorPredictor(model).input_specs()
     if specs is None:
@@ -80,8 +83,8 @@ def _initial_types(model, tensor) -> list:
             for s in specs]
 
 
-def sklearn_to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
-    model = load_input(src, ctx)
+def sklearn_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
+    model = source.model
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -111,9 +114,10 @@ register_edge(
         target="onnx",
         flavors=frozenset({"sklearn"}),
         output_flavor="onnx-ml",
-        run="mlconvert.edges.via_skl2onnx:sklearn_to_onnx",
+        run=sklearn_to_onnx,
         library="skl2onnx",
         requires=(Requirement("skl2onnx", "1.17"), Requirement("scikit-learn", "1.4"), Requirement("onnx")),
         fidelity="float64 -> float32 (--double keeps float64)",
+        mismatch_hint=("double", "the ONNX model computes in float32: --double keeps float64"),
     )
 )

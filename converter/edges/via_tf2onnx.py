@@ -12,8 +12,8 @@ import logging
 import re
 from pathlib import Path
 
+from mlconvert.edges import Edge, Requirement, StepContext, register_edge
 from mlconvert.errors import ConversionError
-from mlconvert.graph import Edge, Requirement, StepContext, register_edge
 from mlconvert.tf_models import TF_SOURCES
 
 
@@ -135,7 +135,7 @@ for source, flavors in TF_SOURCES:
             target="onnx",
             flavors=frozenset(flavors),
             output_flavor="onnx-nn",
-            run="mlconvert.edges.via_tf2onnx:to_onnx",
+            run=to_onnx,
             library="tf2onnx",
             requires=_REQUIRES,
             fidelity="float32, same ops (ONNX Runtime may fuse them)",
