@@ -1,8 +1,8 @@
 """pickle / joblib: scikit-learn (and xgboost / lightgbm / catboost wrapper) models.
 
-Sniffing and describing never unpickle: `describe` reports what the static scan in
-mlconvert.safety found. `load` goes through safety.load_pickle, which refuses files
-that name globals outside the allow-list unless trust=True.
+Sniffing and describing never unpickle: `describe` reports what the static scan
+(_pickle_scan) found. `load` goes through _pickle_load.load_pickle, which refuses files
+that name globals outside the allow-list (mlconvert.safety) unless trust=True.
 """
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from mlconvert import safety
 from mlconvert.formats import Format, Loaded, register_format
+from mlconvert.formats._pickle_load import load_pickle
+from mlconvert.formats._pickle_scan import probe_pickle_head, scan_pickle
+from mlconvert.formats._pickle_stream import container_of_head
 
 _COMPRESSED_SUFFIXES = (".z", ".gz", ".bz2", ".xz", ".lzma", ".lz4")
 EXTENSIONS = (
@@ -30,12 +32,12 @@ def sniff(head: bytes, path: Path) -> bool:
     path = Path(path)
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True  # PROTO opcode: pickle protocol 2..5
-    if safety.container_of_head(head) is not None:
+    if container_of_head(head) is not None:
         # zlib/gzip/bz2/xz/... is any compressed file; only a joblib-ish name makes it ours
         return _has_extension(path)
     if head and _has_extension(path):
         # protocol 0/1 pickles have no magic: accept them if the bytes parse as opcodes
-        return safety.probe_pickle_head(head)
+        return probe_pickle_head(head)
     return False
 
 
@@ -89,7 +91,7 @@ def _installed(dist: str) -> str | None:
 
 def describe(path: Path) -> dict:
     """What the file holds, from a static scan: nothing in it is run."""
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     top = scan.top_class.rsplit(".", 1)[-1] if scan.top_class else None
     if top == "Pipeline":
         kind = _kind_of(scan.steps[-1]) if scan.steps else None
@@ -148,7 +150,7 @@ def predictor(source, options: dict):
 
 def load(path: Path, *, trust: bool = False, **options) -> Loaded:
     """The unpickled object, after the static scan; refuses untrusted files unless trust=True."""
-    loaded = safety.load_pickle(path, trust=trust)
+    loaded = load_pickle(path, trust=trust)
     # scikit-learn's own version warning is long; the pickle's description says it shorter.
     return Loaded(loaded.obj, tuple(w for w in loaded.warnings if "Trying to unpickle" not in w))
 

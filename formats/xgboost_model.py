@@ -14,6 +14,7 @@ from pathlib import Path
 from mlconvert import probe
 from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
+from mlconvert.formats import _ubjson
 from mlconvert.predict import Predictor, booster_outputs, column
 
 # The one rule for what an XGBoost objective makes of a model, used by describe, the
@@ -61,88 +62,6 @@ def encoding(path: Path, head: bytes | None = None) -> str:
     raise InputError(f"{path} is not an XGBoost model file", hint="expected JSON, UBJSON or a legacy binary")
 
 
-# --- a small UBJSON reader (XGBoost's dialect: typed, counted arrays of numbers) ---
-
-_SCALARS = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q", b"d": ">f", b"D": ">d"}
-
-
-class _UBJReader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError(f"UBJSON ends early at byte {self.pos} (wanted {n} more bytes)")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def marker(self) -> bytes:
-        m = self.take(1)
-        while m == b"N":  # no-op marker
-            m = self.take(1)
-        return m
-
-    def scalar(self, m: bytes):
-        fmt = _SCALARS[m]
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
-
-    def length(self) -> int:
-        n = self.scalar(self.marker())
-        if n < 0:
-            raise ValueError("negative UBJSON length")
-        return n
-
-    def string(self) -> str:
-        return self.take(self.length()).decode("utf-8")
-
-    def value(self, m: bytes | None = None):
-        m = m or self.marker()
-        if m in _SCALARS:
-            return self.scalar(m)
-        if m == b"S" or m == b"H":
-            return self.string()
-        if m == b"C":
-            return self.take(1).decode("latin-1")
-        if m in (b"T", b"F"):
-            return m == b"T"
-        if m == b"Z":
-            return None
-        if m == b"[":
-            return self.container(b"]", is_object=False)
-        if m == b"{":
-            return self.container(b"}", is_object=True)
-        raise ValueError(f"unknown UBJSON marker {m!r} at byte {self.pos - 1}")
-
-    def container(self, end: bytes, is_object: bool):
-        item_type, count = None, None
-        if self.data[self.pos : self.pos + 1] == b"$":
-            self.pos += 1
-            item_type = self.marker()
-        if self.data[self.pos : self.pos + 1] == b"#":
-            self.pos += 1
-            count = self.length()
-        if not is_object and item_type in _SCALARS and count is not None:
-            fmt = _SCALARS[item_type]
-            size = struct.calcsize(fmt)
-            return list(struct.unpack(f">{count}{fmt[1]}", self.take(size * count)))
-        out: dict | list = {} if is_object else []
-        i = 0
-        while True:
-            if count is None:
-                if self.data[self.pos : self.pos + 1] == end:
-                    self.pos += 1
-                    return out
-            elif i == count:
-                return out
-            if is_object:
-                key = self.string()
-                out[key] = self.value(item_type)
-            else:
-                out.append(self.value(item_type))
-            i += 1
-
-
 def read_document(path: Path, data: bytes | None = None) -> dict:
     """The model as XGBoost's JSON document, whatever the encoding (from `data` when the
     caller has already read the file)."""
@@ -152,7 +71,7 @@ def read_document(path: Path, data: bytes | None = None) -> dict:
         if kind == "json":
             return json.loads(data)
         if kind == "ubj":
-            return _UBJReader(data).value()
+            return _ubjson.loads(data)
         from mlconvert.formats import xgboost_legacy
 
         return xgboost_legacy.legacy_to_json(data)

@@ -275,7 +275,7 @@ def check_skl_logreg_multi(onnx_path: Path, root: Path) -> float:
 
 def check_krishnaik_double(onnx_path: Path, root: Path) -> float:
     # No expected file: the tutorial's own sample, against the pickled model as loaded here.
-    from mlconvert.safety import load_pickle
+    from mlconvert.formats._pickle_load import load_pickle
 
     model = load_pickle(root / "sklearn/krishnaik_flask_LinearRegression.pkl").obj
     sample = [[2, 9, 6]]

@@ -66,7 +66,7 @@ def test_keras_files_to_onnx_coreml_and_savedmodel(realworld, tmp_path, name):
 
 
 def _scaled_csv(realworld, data, scaler, columns):
-    from mlconvert.safety import load_pickle
+    from mlconvert.formats._pickle_load import load_pickle
 
     with open(corpus_file(realworld, data), newline="") as fh:
         rows = list(csv.DictReader(fh))

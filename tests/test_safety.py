@@ -1,4 +1,5 @@
-"""mlconvert.safety and the pickle / joblib format: static scan, allow-list, guarded load.
+"""The pickle / joblib format: static scan (formats/_pickle_scan), allow-list
+(mlconvert.safety), guarded load (formats/_pickle_load).
 
 The malicious pickles here would create a MARKER file if anything unpickled them;
 every test that handles one asserts the file never appears.
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from mlconvert import safety
+from mlconvert.formats._pickle_load import check_trusted, load_pickle
+from mlconvert.formats._pickle_scan import scan_pickle
 from mlconvert.errors import InputError, UntrustedInputError
 from mlconvert.formats import pickle_joblib as pj
 
@@ -85,11 +88,11 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def _assert_refused_everywhere(path: Path, marker: Path, expected_global: str) -> None:
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert expected_global in scan.untrusted
     assert not scan.trusted
     with pytest.raises(UntrustedInputError) as info:
-        safety.load_pickle(path)
+        load_pickle(path)
     assert expected_global in info.value.message
     assert "--trust" in info.value.hint
     assert info.value.exit_code == 7
@@ -133,7 +136,7 @@ def test_stack_global_from_memoised_strings(tmp_path, put):
     data = _stack_global_from_memo("os", "system", f"touch {marker}", put=put)
     pickletools.dis(data, out=io.StringIO())  # a well-formed pickle (dis checks stack and memo; runs nothing)
     path = _write(tmp_path, "evil.pkl", data)
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.globals == ["os.system"]
     assert "decoy" not in " ".join(scan.globals)
     _assert_refused_everywhere(path, marker, "os.system")
@@ -147,7 +150,7 @@ def test_evil_hidden_inside_a_model(tmp_path):
     model.some_attribute = Evil(os.system, f"touch {marker}")
     path = _write(tmp_path, "model.pkl", pickle.dumps(model, protocol=5))
     _assert_refused_everywhere(path, marker, f"{os.system.__module__}.system")
-    assert safety.scan_pickle(path).flavor == "sklearn"
+    assert scan_pickle(path).flavor == "sklearn"
 
 
 def test_evil_inside_joblib_object_array(tmp_path):
@@ -160,7 +163,7 @@ def test_evil_inside_joblib_object_array(tmp_path):
     arr[1] = Evil(os.system, f"touch {marker}")
     path = tmp_path / "evil.joblib"
     joblib.dump({"x": np.arange(5.0), "objs": arr}, path)
-    assert safety.scan_pickle(path).container == "joblib"
+    assert scan_pickle(path).container == "joblib"
     _assert_refused_everywhere(path, marker, f"{os.system.__module__}.system")
 
 
@@ -168,10 +171,10 @@ def test_attribute_path_gadget_refused(tmp_path):
     """Protocol 4 resolves dotted names with getattr: sklearn.base.clone.__builtins__ is not sklearn."""
     data = b"\x80\x04" + _unicode("sklearn.base") + _unicode("clone.__builtins__") + b"\x93."
     path = _write(tmp_path, "gadget.pkl", data)
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.untrusted == ["sklearn.base.clone.__builtins__"]
     with pytest.raises(UntrustedInputError):
-        safety.load_pickle(path)
+        load_pickle(path)
 
 
 @pytest.mark.parametrize(
@@ -249,10 +252,10 @@ def test_find_class_checks_what_a_name_really_is(tmp_path):
     module, name = found
     data = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"."
     path = _write(tmp_path, "reexport.pkl", data)
-    assert safety.scan_pickle(path).trusted  # the name alone looks fine...
+    assert scan_pickle(path).trusted  # the name alone looks fine...
     with pytest.raises(UntrustedInputError, match="really"):
-        safety.load_pickle(path)  # ...but it is not an ML object
-    assert safety.load_pickle(path, trust=True).obj is getattr(importlib.import_module(module), name)
+        load_pickle(path)  # ...but it is not an ML object
+    assert load_pickle(path, trust=True).obj is getattr(importlib.import_module(module), name)
 
 
 # --------------------------------------------------------------------------------------
@@ -263,13 +266,13 @@ def test_find_class_checks_what_a_name_really_is(tmp_path):
 def test_trust_loads_a_counter(tmp_path):
     counter = collections.Counter("abracadabra")
     path = _write(tmp_path, "counter.pkl", pickle.dumps(counter, protocol=4))
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.untrusted == ["collections.Counter"]
     with pytest.raises(UntrustedInputError) as info:
-        safety.check_trusted(scan, trust=False)
+        check_trusted(scan, trust=False)
     assert "collections.Counter" in info.value.message
-    safety.check_trusted(scan, trust=True)
-    loaded = safety.load_pickle(path, trust=True)
+    check_trusted(scan, trust=True)
+    loaded = load_pickle(path, trust=True)
     assert loaded.obj == counter
     assert pj.load(path, trust=True) == counter
 
@@ -278,15 +281,15 @@ def test_trust_loads_a_counter(tmp_path):
 def test_trust_loads_own_class(tmp_path, protocol):
     obj = Harmless(42)
     path = _write(tmp_path, "own.pkl", pickle.dumps(obj, protocol=protocol))
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     own = f"{Harmless.__module__}.Harmless"
     assert own in scan.untrusted
     assert scan.top_class == own
     if protocol < 2:  # Python 3 spells it the Python 2 way for old protocols
         assert "copy_reg._reconstructor" in scan.globals
     with pytest.raises(UntrustedInputError):
-        safety.load_pickle(path)
-    assert safety.load_pickle(path, trust=True).obj == obj
+        load_pickle(path)
+    assert load_pickle(path, trust=True).obj == obj
 
 
 # --------------------------------------------------------------------------------------
@@ -356,7 +359,7 @@ def test_sklearn_models_scan_trusted_and_load(tmp_path, sk_models, iris, model_n
     path = tmp_path / f"{model_name}.pkl"
     _dump(model, path, writer)
 
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.untrusted == [], scan.untrusted
     assert scan.trusted
     assert scan.flavor == "sklearn"
@@ -374,7 +377,7 @@ def test_sklearn_models_scan_trusted_and_load(tmp_path, sk_models, iris, model_n
         assert scan.protocol == pickle.DEFAULT_PROTOCOL
     assert not scan.python2
 
-    loaded = safety.load_pickle(path)
+    loaded = load_pickle(path)
     assert type(loaded.obj) is type(model)
     assert (loaded.obj.predict(X) == model.predict(X)).all()
     assert not any("InconsistentVersionWarning" in w for w in loaded.warnings)
@@ -390,7 +393,7 @@ def test_forest_estimators_collapsed(tmp_path, sk_models):
     path = tmp_path / "forest.pkl"
     path.write_bytes(pickle.dumps(sk_models["forest"], protocol=5))
     # the unfitted template `estimator` plus the 4 fitted trees
-    assert safety.scan_pickle(path).estimators == ["RandomForestClassifier", "DecisionTreeClassifier (x5)"]
+    assert scan_pickle(path).estimators == ["RandomForestClassifier", "DecisionTreeClassifier (x5)"]
 
 
 def test_describe_kinds(tmp_path, iris):
@@ -417,14 +420,14 @@ def test_xgboost_pickle(tmp_path, iris):
     model = xgboost.XGBClassifier(n_estimators=3, max_depth=2).fit(X, y)
     path = tmp_path / "xgb.pkl"
     path.write_bytes(pickle.dumps(model, protocol=5))
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.flavor == "xgboost"
     assert scan.trusted
     assert scan.top_class == "xgboost.sklearn.XGBClassifier"
     assert scan.versions.get("xgboost") == xgboost.__version__
     desc = pj.describe(path)
     assert (desc["kind"], desc["producer"], desc["producer_version"]) == ("classifier", "xgboost", xgboost.__version__)
-    assert (safety.load_pickle(path).obj.predict(X) == model.predict(X)).all()
+    assert (load_pickle(path).obj.predict(X) == model.predict(X)).all()
 
 
 def test_lightgbm_pickle(tmp_path, iris):
@@ -433,7 +436,7 @@ def test_lightgbm_pickle(tmp_path, iris):
     model = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1).fit(X, y)
     path = tmp_path / "lgbm.joblib"
     pj.save(model, path)
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.flavor == "lightgbm"
     assert scan.trusted
     assert scan.top_class == "lightgbm.sklearn.LGBMRegressor"
@@ -448,12 +451,12 @@ def test_catboost_pickle(tmp_path, iris):
     model = catboost.CatBoostClassifier(iterations=3, verbose=0, allow_writing_files=False).fit(X, y)
     path = tmp_path / "cb.pkl"
     path.write_bytes(pickle.dumps(model, protocol=5))
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.flavor == "catboost"
     assert scan.trusted
     assert scan.versions.get("catboost") == catboost.__version__
     assert pj.describe(path)["kind"] == "classifier"
-    assert (safety.load_pickle(path).obj.predict(X) == model.predict(X)).all()
+    assert (load_pickle(path).obj.predict(X) == model.predict(X)).all()
 
 
 def test_sklearn_pipeline_wrapping_xgboost_is_sklearn_flavor(tmp_path, iris):
@@ -465,7 +468,7 @@ def test_sklearn_pipeline_wrapping_xgboost_is_sklearn_flavor(tmp_path, iris):
     model = make_pipeline(StandardScaler(), xgboost.XGBClassifier(n_estimators=2, max_depth=2)).fit(X, y)
     path = tmp_path / "pipe.joblib"
     pj.save(model, path)
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.flavor == "sklearn"
     assert scan.steps == ["StandardScaler", "XGBClassifier"]
     assert "xgboost" in scan.versions
@@ -501,11 +504,11 @@ def test_joblib_array_zoo(tmp_path, compress, protocol):
     }
     path = tmp_path / "zoo.joblib"
     joblib.dump(zoo, path, compress=compress, protocol=protocol)
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.trusted, scan.untrusted
     assert scan.top_class == "builtins.dict"
     assert scan.container == ("joblib" if not compress else f"joblib-compressed:{'zlib' if compress == 3 else 'gzip'}")
-    back = safety.load_pickle(path).obj
+    back = load_pickle(path).obj
     for key in ("f8", "fortran", "bigendian", "unicode", "structured", "datetime", "scalar0d", "empty"):
         assert (back[key] == zoo[key]).all(), key
     assert list(back["objects"]) == [1, "two", None]
@@ -519,8 +522,8 @@ def test_decompression_bomb_refused(tmp_path):
     joblib.dump(np.zeros(2_000_000), path, compress=9)  # 16 MB of zeros, a few KB on disk
     assert path.stat().st_size < 100_000
     with pytest.raises(InputError, match="decompresses to more than"):
-        safety.scan_pickle(path, max_decompressed=1_000_000)
-    assert safety.scan_pickle(path).trusted  # within the default cap it is fine
+        scan_pickle(path, max_decompressed=1_000_000)
+    assert scan_pickle(path).trusted  # within the default cap it is fine
 
 
 def test_lz4_recognised(tmp_path):
@@ -530,10 +533,10 @@ def test_lz4_recognised(tmp_path):
         import lz4  # noqa: F401
     except ImportError:
         with pytest.raises(InputError, match="lz4"):
-            safety.scan_pickle(path)
+            scan_pickle(path)
     else:
         with pytest.raises(InputError):
-            safety.scan_pickle(path)
+            scan_pickle(path)
 
 
 # --------------------------------------------------------------------------------------
@@ -550,11 +553,11 @@ def test_truncated_files(tmp_path, sk_models, writer):
     for cut in marker_offsets:
         path = _write(tmp_path, f"cut{cut}.pkl", data[:cut])
         with pytest.raises(InputError) as info:
-            safety.scan_pickle(path)
+            scan_pickle(path)
         assert info.value.exit_code == 3
         assert str(path) in info.value.message
         with pytest.raises(InputError):
-            safety.load_pickle(path)
+            load_pickle(path)
         with pytest.raises(InputError):
             pj.describe(path)
 
@@ -563,7 +566,7 @@ def test_truncation_message_says_where(tmp_path, sk_models):
     data = pickle.dumps(sk_models["logreg"], protocol=2)
     path = _write(tmp_path, "cut.pkl", data[: len(data) // 2])
     with pytest.raises(InputError) as info:
-        safety.scan_pickle(path)
+        scan_pickle(path)
     assert "byte" in info.value.message
     assert "truncated" in info.value.message or "ends" in info.value.message
 
@@ -584,13 +587,40 @@ def test_truncation_message_says_where(tmp_path, sk_models):
 def test_corrupt_streams(tmp_path, data):
     path = _write(tmp_path, "bad.pkl", data)
     with pytest.raises(InputError):
-        safety.scan_pickle(path)
+        scan_pickle(path)
 
 
 def test_corrupt_compressed_stream(tmp_path):
     path = _write(tmp_path, "bad.joblib", b"\x78\x9c" + b"\xff" * 40)
     with pytest.raises(InputError, match="corrupt zlib|truncated|ends"):
-        safety.scan_pickle(path)
+        scan_pickle(path)
+
+
+def test_scanner_handles_every_pickle_opcode():
+    from mlconvert.formats import _pickle_scan
+
+    assert set(_pickle_scan._HANDLERS) | {"STOP"} == {op.name for op in pickletools.opcodes}
+
+
+# --------------------------------------------------------------------------------------
+# the per-process scan cache
+# --------------------------------------------------------------------------------------
+
+
+def test_unchanged_file_is_scanned_once(tmp_path):
+    path = _write(tmp_path, "m.pkl", pickle.dumps(collections.OrderedDict(a=1), protocol=4))
+    assert scan_pickle(path) is scan_pickle(path)
+
+
+def test_replaced_file_is_scanned_again(tmp_path):
+    path = _write(tmp_path, "m.pkl", b"cbuiltins\nset\n.")
+    assert scan_pickle(path).trusted
+    st = path.stat()
+    swap = _write(tmp_path, "swap.pkl", b"cposix\nsystem\n.")  # the same size...
+    os.utime(swap, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...and modification time
+    os.replace(swap, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert scan_pickle(path).untrusted == ["posix.system"]
 
 
 # --------------------------------------------------------------------------------------
@@ -601,23 +631,23 @@ def test_corrupt_compressed_stream(tmp_path):
 def test_protocol0_plain_values(tmp_path):
     value = {"a": [1, 2.5, None, True], "b": ("x", b"\x00\xff"), "c": {1, 2}, "d": frozenset({3})}
     path = _write(tmp_path, "p0.pkl", pickle.dumps(value, protocol=0))
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.protocol == 0
     assert scan.trusted, scan.untrusted
     assert set(scan.globals) <= {"_codecs.encode", "__builtin__.set", "__builtin__.frozenset"}
     assert not scan.python2  # Python 3 spells builtins the old way for protocols < 3
-    assert safety.load_pickle(path).obj == value
+    assert load_pickle(path).obj == value
 
 
 def test_python2_style_pickle(tmp_path):
     # what Python 2 writes for set(['a', 'b']) with protocol 2
     data = b"\x80\x02c__builtin__\nset\nq\x00]q\x01(U\x01aq\x02U\x01bq\x03e\x85q\x04Rq\x05."
     path = _write(tmp_path, "py2.pkl", data)
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.python2
     assert scan.globals == ["__builtin__.set"]
     assert scan.trusted
-    assert safety.load_pickle(path).obj == {"a", "b"}
+    assert load_pickle(path).obj == {"a", "b"}
 
 
 # --------------------------------------------------------------------------------------
@@ -654,7 +684,7 @@ def test_save_round_trip(tmp_path, sk_models, iris):
         path = tmp_path / name
         pj.save(model, path)
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
-        scan = safety.scan_pickle(path)
+        scan = scan_pickle(path)
         assert scan.container == container, name
         if name == "m.pkl":
             assert scan.protocol == 5
@@ -694,12 +724,12 @@ def _rw(name: str) -> Path:
 @pytest.mark.realworld
 def test_rw_0bvdnt_iris_pipeline(iris):
     path = _rw("0bvdnt_iris_pipeline.joblib")
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.trusted, scan.untrusted
     assert (scan.container, scan.protocol, scan.sklearn_version) == ("joblib", 5, "1.8.0")
     assert scan.top_class == "sklearn.pipeline.Pipeline"
     assert scan.steps == ["StandardScaler", "LogisticRegression"]
-    loaded = safety.load_pickle(path)
+    loaded = load_pickle(path)
     assert any("InconsistentVersionWarning" in w for w in loaded.warnings)  # recorded, not shown
     X, y = iris
     assert (loaded.obj.predict(X) == y).mean() > 0.9
@@ -708,14 +738,14 @@ def test_rw_0bvdnt_iris_pipeline(iris):
 @pytest.mark.realworld
 def test_rw_olmaditekrar_python2_joblib():
     path = _rw("olmaditekrar_iris_logreg.joblib.pkl")
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.trusted, scan.untrusted
     assert scan.python2
     assert (scan.container, scan.protocol, scan.sklearn_version) == ("joblib", 2, "0.19.1")
     assert "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper" in scan.globals
     assert scan.top_class == "sklearn.linear_model.logistic.LogisticRegression"
     try:
-        loaded = safety.load_pickle(path)
+        loaded = load_pickle(path)
     except InputError as exc:  # allowed outcome: a clear message naming both versions
         assert "0.19.1" in exc.hint
         return
@@ -727,11 +757,11 @@ def test_rw_olmaditekrar_python2_joblib():
 @pytest.mark.realworld
 def test_rw_krishnaik_linear_regression_remapped():
     path = _rw("krishnaik_flask_LinearRegression.pkl")
-    scan = safety.scan_pickle(path)
+    scan = scan_pickle(path)
     assert scan.trusted
     assert scan.top_class == "sklearn.linear_model.base.LinearRegression"
     assert scan.sklearn_version == "0.20.2"
-    loaded = safety.load_pickle(path)
+    loaded = load_pickle(path)
     assert type(loaded.obj).__module__ == "sklearn.linear_model._base"
     pred = loaded.obj.predict([[2, 9, 6]])
     assert pred[0] == pytest.approx(53290.89, abs=0.01)
@@ -743,14 +773,14 @@ def test_rw_krishnaik_linear_regression_remapped():
 def test_rw_skl0192(stem):
     np = pytest.importorskip("numpy")
     model_path = _rw(f"{stem}.model.pkl")
-    scan = safety.scan_pickle(model_path)
+    scan = scan_pickle(model_path)
     assert scan.trusted, scan.untrusted
     assert scan.sklearn_version == "0.19.2"
     assert scan.protocol == 3
-    X = safety.load_pickle(_rw(f"{stem}.data.pkl")).obj
-    expected = safety.load_pickle(_rw(f"{stem}.expected.pkl")).obj
+    X = load_pickle(_rw(f"{stem}.data.pkl")).obj
+    expected = load_pickle(_rw(f"{stem}.expected.pkl")).obj
     try:
-        loaded = safety.load_pickle(model_path)
+        loaded = load_pickle(model_path)
     except InputError as exc:
         assert "0.19.2" in exc.hint and "1.9" in exc.hint
         assert exc.exit_code == 3
