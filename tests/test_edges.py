@@ -12,7 +12,7 @@ import pytest
 
 from mlconvert import api
 from mlconvert.errors import ConversionError
-from mlconvert.graph import _EDGES, Edge, Requirement, register_edge
+from mlconvert.edges import Edge, Requirement, registered_edge
 
 pytestmark = pytest.mark.slow
 
@@ -228,19 +228,16 @@ def test_catboost_cbm_to_pickle(fixtures, tmp_path):
     assert type(load_pickle(out)).__name__ == "CatBoostClassifier"
 
 
-def always_fails(src, dst, ctx):
+def always_fails(source, dst, ctx):
     raise ConversionError("this edge always fails (test)")
 
 
 def test_runner_replans_around_a_failed_step(fixtures, tmp_path):
     broken = Edge(name="aa-broken-lightgbm", source="pickle", target="onnx", flavors=frozenset({"lightgbm"}),
-                  output_flavor="onnx-ml", run="test_edges:always_fails", library="lightgbm",
+                  output_flavor="onnx-ml", run=always_fails, library="lightgbm",
                   requires=(Requirement("lightgbm"),), cost=0.1)
-    register_edge(broken)
-    try:
+    with registered_edge(broken):
         report = api.convert(fixtures / "lgbm_classifier_iris.pkl", tmp_path / "m.onnx")
-    finally:
-        _EDGES.pop(broken.name)
     assert [s.edge for s in report.failed_steps] == ["aa-broken-lightgbm"]
     assert report.failed_steps[0].error == "this edge always fails (test)"
     assert [s.edge for s in report.steps] == ["onnxmltools-lightgbm-pickle"]

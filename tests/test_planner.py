@@ -4,13 +4,17 @@ from __future__ import annotations
 import pytest
 
 from mlconvert.errors import NoPathError, UsageError
-from mlconvert.graph import Edge, Requirement
+from mlconvert.edges import Edge, Requirement
 from mlconvert.planner import find_plan
+
+
+def never_run(source, dst, ctx):
+    raise AssertionError("planner tests never run a step")
 
 
 def edge(name, source, target, flavors=("x",), out="x", cost=1.0, requires=()):
     return Edge(name=name, source=source, target=target, flavors=frozenset(flavors), output_flavor=out,
-                run="nowhere:nothing", library="none", requires=tuple(requires), cost=cost)
+                run=never_run, library="none", requires=tuple(requires), cost=cost)
 
 
 MISSING = Requirement("a-distribution-that-is-not-installed")
@@ -112,16 +116,17 @@ def test_plugins_register_formats_and_edges(monkeypatch, tmp_path):
     import importlib.metadata
     import sys
 
-    from mlconvert import formats, graph, plugins
+    from mlconvert import edges, formats, plugins
 
     (tmp_path / "toy_plugin.py").write_text(
         "from pathlib import Path\n"
         "from mlconvert.formats import Format, register_format\n"
-        "from mlconvert.graph import Edge, register_edge\n"
+        "from mlconvert.edges import Edge, register_edge\n"
+        "def convert(source, dst, ctx): dst.write_bytes(b'')\n"
         "register_format(Format(id='toy', title='Toy model', extensions=('.toy',),\n"
         "    sniff=lambda head, path: head.startswith(b'TOY1'), describe=lambda path: {'flavor': 'toy'}))\n"
         "register_edge(Edge(name='toy-onnx', source='toy', target='onnx', flavors=frozenset({'toy'}),\n"
-        "    output_flavor='onnx-ml', run='toy_plugin:convert', library='toy-plugin'))\n")
+        "    output_flavor='onnx-ml', run=convert, library='toy-plugin'))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     entry = importlib.metadata.EntryPoint(name="toy", value="toy_plugin", group=plugins.GROUP)
     monkeypatch.setattr(plugins, "entry_points", lambda: [entry])
@@ -134,5 +139,5 @@ def test_plugins_register_formats_and_edges(monkeypatch, tmp_path):
         assert [e.name for e in find_plan("toy", "toy", "onnx").steps] == ["toy-onnx"]
     finally:
         formats._REGISTRY.pop("toy", None)
-        graph._EDGES.pop("toy-onnx", None)
+        edges._EDGES.pop("toy-onnx", None)
         sys.modules.pop("toy_plugin", None)

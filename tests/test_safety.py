@@ -97,7 +97,7 @@ def _assert_refused_everywhere(path: Path, marker: Path, expected_global: str) -
     assert "--trust" in info.value.hint
     assert info.value.exit_code == 7
     with pytest.raises(UntrustedInputError):
-        pj.load(path)
+        pj.load(path).model
     desc = pj.describe(path)
     assert expected_global in desc["details"]["untrusted"]
     assert any("--trust" in w for w in desc["warnings"])
@@ -274,7 +274,7 @@ def test_trust_loads_a_counter(tmp_path):
     check_trusted(scan, trust=True)
     loaded = load_pickle(path, trust=True)
     assert loaded.obj == counter
-    assert pj.load(path, trust=True) == counter
+    assert pj.load(path, trust=True).model == counter
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 5])
@@ -442,7 +442,7 @@ def test_lightgbm_pickle(tmp_path, iris):
     assert scan.top_class == "lightgbm.sklearn.LGBMRegressor"
     assert scan.n_features == 4
     assert pj.describe(path)["kind"] == "regressor"
-    assert (pj.load(path).predict(X) == model.predict(X)).all()
+    assert (pj.load(path).model.predict(X) == model.predict(X)).all()
 
 
 def test_catboost_pickle(tmp_path, iris):
@@ -688,7 +688,7 @@ def test_save_round_trip(tmp_path, sk_models, iris):
         assert scan.container == container, name
         if name == "m.pkl":
             assert scan.protocol == 5
-        assert (pj.load(path).predict(X) == model.predict(X)).all()
+        assert (pj.load(path).model.predict(X) == model.predict(X)).all()
 
 
 def test_static_paths_import_no_ml_library(tmp_path, sk_models):

@@ -8,11 +8,12 @@ the step function, when the step runs.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from mlconvert import plugins, probe
 
@@ -127,6 +128,17 @@ def register_edge(edge: Edge) -> None:
     if edge.name in _EDGES:
         raise ValueError(f"edge {edge.name!r} is already registered")
     _EDGES[edge.name] = edge
+
+
+@contextlib.contextmanager
+def registered_edge(edge: Edge) -> Iterator[Edge]:
+    """An edge registered for the duration of a block (for tests and plugins' tests)."""
+    all_edges()
+    register_edge(edge)
+    try:
+        yield edge
+    finally:
+        _EDGES.pop(edge.name, None)
 
 
 def all_edges() -> tuple[Edge, ...]:
