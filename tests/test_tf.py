@@ -172,9 +172,10 @@ def test_two_inputs_npz_sample(fixtures, tmp_path):
 
 
 def coreml_spec(path):
-    from mlconvert.edges.via_coremltools import _import_coremltools, precision
+    from mlconvert.edges.via_coremltools import precision
+    from mlconvert.formats.coreml import import_coremltools
 
-    ct = _import_coremltools()
+    ct = import_coremltools()
     spec = ct.utils.load_spec(str(path))
     return spec, precision(spec)
 

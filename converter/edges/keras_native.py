@@ -14,16 +14,16 @@ from mlconvert.graph import Edge, Requirement, StepContext, register_edge
 
 
 def to_savedmodel(src: Path, dst: Path, ctx: StepContext) -> None:
-    from mlconvert import tf_models
+    from mlconvert.formats import _tensorflow
 
-    model = tf_models.step_model(src, ctx)
-    serving = tf_models.keras_function(model)
-    keras = tf_models.import_keras()
+    model = _tensorflow.step_model(src, ctx)
+    serving = _tensorflow.keras_function(model)
+    keras = _tensorflow.import_keras()
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serve", serving.function)
     try:
-        with tf_models.stdout_to_stderr():
+        with _tensorflow.stdout_to_stderr():
             archive.write_out(str(dst), verbose=False)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -31,12 +31,12 @@ def to_savedmodel(src: Path, dst: Path, ctx: StepContext) -> None:
 
 
 def to_keras(src: Path, dst: Path, ctx: StepContext) -> None:
-    from mlconvert import tf_models
+    from mlconvert.formats import _tensorflow
 
-    model = tf_models.step_model(src, ctx)
+    model = _tensorflow.step_model(src, ctx)
     # Keras picks the format by the name's ending: write a .keras name, then rename.
     tmp = dst if dst.name.endswith(".keras") else dst.with_name(dst.name + ".keras")
-    with tf_models.stdout_to_stderr():
+    with _tensorflow.stdout_to_stderr():
         model.save(str(tmp))
     if tmp != dst:
         os.replace(tmp, dst)

@@ -12,9 +12,9 @@ import logging
 import re
 from pathlib import Path
 
+from mlconvert.edges._tf_sources import TF_SOURCES
 from mlconvert.errors import ConversionError
 from mlconvert.graph import Edge, Requirement, StepContext, register_edge
-from mlconvert.tf_models import TF_SOURCES
 
 
 class _Collect(logging.Handler):
@@ -70,10 +70,8 @@ def _from_savedmodel(tf2onnx, serving, opset):
     else:
         from tf2onnx import tf_loader
 
-        tags = list(serving.loaded.tensorflow_meta_graph_tags) if hasattr(serving.loaded, "tensorflow_meta_graph_tags") \
-            else ["serve"]
         frozen, inputs, outputs, rename = tf_loader.from_saved_model(
-            str(serving.path), None, None, tag=tags or ["serve"], signatures=[serving.signature_name],
+            str(serving.path), None, None, tag=serving.tags, signatures=[serving.signature_name],
             return_tensors_to_rename=True)
         # tf2onnx names inputs after the TensorSpecs; the signature's keys are what callers use.
         by_spec = {spec.name: inp["name"] for spec, inp in zip(serving.specs, serving.inputs) if spec.name}
@@ -83,10 +81,10 @@ def _from_savedmodel(tf2onnx, serving, opset):
 
 
 def to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
-    from mlconvert import tf_models
+    from mlconvert.formats import _tensorflow
 
-    serving = tf_models.step_serving(src, ctx)
-    tf_models.import_tf()
+    serving = _tensorflow.step_serving(src, ctx)
+    _tensorflow.import_tf()
     import tf2onnx
 
     opset = ctx.options.get("opset")
@@ -95,7 +93,7 @@ def to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
     logger.addHandler(collect)
     propagate, logger.propagate = logger.propagate, False  # its log goes to the report, not the terminal
     try:
-        with tf_models.stdout_to_stderr():
+        with _tensorflow.stdout_to_stderr():
             if serving.kind == "keras":
                 model, _ = tf2onnx.convert.from_function(serving.function, input_signature=serving.specs,
                                                          opset=opset)
