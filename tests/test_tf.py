@@ -284,6 +284,24 @@ def test_custom_layer_needs_its_module(keras, tmp_path):
     assert report.verification["status"] == "verified"
 
 
+def test_custom_objects_module_is_imported_as_a_module(tmp_path):
+    """--custom-objects runs the file the way Python imports a module, so code in it that
+    finds its classes through their module (pickle, inspect, typing) works."""
+    from mlconvert.formats._tensorflow import _custom_objects
+
+    module = tmp_path / "stateful_layers.py"
+    module.write_text(textwrap.dedent('''
+        import pickle
+
+        class Scale:
+            factor = 3.0
+
+        COPY = pickle.loads(pickle.dumps(Scale()))
+    '''))
+    objects = _custom_objects(module)
+    assert set(objects) == {"Scale"}  # the classes and functions it defines
+
+
 def test_weights_only_needs_the_architecture(keras, fixtures, tmp_path):
     model = keras.models.load_model(str(fixtures / "keras_dense_iris.keras"), compile=False)
     weights = tmp_path / "dense.weights.h5"
