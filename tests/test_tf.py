@@ -102,6 +102,16 @@ def test_savedmodel_to_onnx(fixtures, tmp_path):
     np.testing.assert_allclose(got["output_0"], expected["output_0"], atol=1e-5, rtol=1e-5)
 
 
+def test_savedmodel_loads_the_graph_and_signature_describe_reports(fixtures):
+    from mlconvert import formats
+
+    fmt, src = formats.get("savedmodel"), fixtures / "keras_dense_iris_savedmodel"
+    details = fmt.describe(src)["details"]
+    serving = fmt.load(src)
+    assert serving.kind == "savedmodel"
+    assert (serving.tags, serving.signature_name) == (details["meta_graphs"][0]["tags"], details["signature"])
+
+
 def test_opset(fixtures, tmp_path):
     import onnx
 
