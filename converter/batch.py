@@ -159,7 +159,7 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
                 continue
             try:
                 found.append((path, rel, formats.detect(path).id))
-            except InputError as exc:
+            except InputError:
                 if name.lower().endswith(_model_extensions()):
                     found.append((path, rel, None))  # named like a model: its failure is reported
                 else:

@@ -4,16 +4,22 @@ holds that protobuf (Data/com.apple.CoreML/model.mlmodel) plus weight files.
 sniff and describe read the wire format directly (formats._protobuf); coremltools
 is only needed to load or save. Field numbers follow coremltools'
 mlmodel/format/Model.proto and FeatureTypes.proto.
+
+Core ML runs only on macOS. Elsewhere verification checks a converted model
+structurally against the source (the spec loads with coremltools; input and output
+names, shapes and dtypes agree) and reports it unverified with what was checked;
+`--strict` turns that into exit 8.
 """
 from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import struct
 from pathlib import Path
 
-from mlconvert.errors import InputError, NoPathError
+from mlconvert.errors import ConversionError, InputError, NoPathError
 from mlconvert.formats import Format, register_format
 from mlconvert.formats import _protobuf as pb
 
@@ -388,9 +394,17 @@ def describe(path: Path) -> dict:
 # -------------------------------------------------------------------- load / save
 
 
-def _import_coremltools():
+def import_coremltools():
+    """coremltools, imported quietly: it announces every converter it switches off
+    (scikit-learn, XGBoost...) and warns about untested library versions."""
+    import logging
+    import warnings
+
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
     try:
-        import coremltools
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import coremltools
     except ImportError as exc:
         raise NoPathError(
             "coremltools is not installed", hint="install it: pip install 'mlconvert[coreml]'"
@@ -400,7 +414,7 @@ def _import_coremltools():
 
 def load(path: Path, *, trust: bool = False, **options):
     """A coremltools MLModel (spec only on Linux: Core ML cannot predict there)."""
-    ct = _import_coremltools()
+    ct = import_coremltools()
     try:
         return ct.models.MLModel(str(path), skip_model_load=True)
     except Exception as exc:  # coremltools raises many kinds on bad specs
@@ -409,7 +423,7 @@ def load(path: Path, *, trust: bool = False, **options):
 
 def save(model, path: Path) -> None:
     """model: an MLModel or a Model_pb2 spec. Written beside the target, then renamed."""
-    ct = _import_coremltools()
+    ct = import_coremltools()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     try:
@@ -457,11 +471,114 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
         manifest.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
 
 
+# -------------------------------------------------------------------- verification
+
+# Core ML multi-array dtypes that carry a source dtype.
+_COMPATIBLE = {
+    "float32": {"float32", "float16", "float64"},
+    "float64": {"float32", "float64"},
+    "float16": {"float16", "float32"},
+    "int32": {"int32"},
+    "int64": {"int32"},
+    "int8": {"int32", "int8"},
+    "uint8": {"int32"},
+}
+
+
+def _same_dims(source: list | None, coreml: list | None) -> bool:
+    """Shapes agree past the batch dimension; unknown source dims accept anything."""
+    if not source or not coreml:
+        return True
+    if len(source) != len(coreml):
+        return False
+    return all(s is None or s == c for s, c in zip(source[1:], coreml[1:]))
+
+
+def _weights_dir(path: Path) -> str | None:
+    weights = Path(path) / "Data" / "com.apple.CoreML" / "weights"
+    return str(weights) if weights.is_dir() else None
+
+
+def structural_check(path: Path, reference) -> tuple[str, dict]:
+    """What agrees between the Core ML model at `path` and the source's predictor
+    `reference`, and the model's description; raises ConversionError on a disagreement."""
+    ct = import_coremltools()
+    try:
+        spec = ct.utils.load_spec(str(path))
+        ct.models.MLModel(spec, weights_dir=_weights_dir(path), skip_model_load=True)
+    except Exception as exc:  # coremltools raises many kinds on bad specs
+        raise ConversionError(f"the converted Core ML model does not load in coremltools: {exc}",
+                              hint="this is a converter bug; please report it with the input file") from exc
+    description = describe(path)
+    problems, checked = [], []
+    got_in = {f["name"]: f for f in description.get("inputs", [])}
+    got_out = {f["name"]: f for f in description.get("outputs", [])}
+    want_in = reference.input_specs() or [] if reference is not None else []
+    want_out = reference.output_specs() if reference is not None and hasattr(reference, "output_specs") else []
+    for kind, want, got in (("input", want_in, got_in), ("output", want_out, got_out)):
+        if not want:
+            continue
+        if set(got) != {w["name"] for w in want}:
+            problems.append(f"{kind}s are {sorted(got)}, the source has {sorted(w['name'] for w in want)}")
+            continue
+        for w in want:
+            g = got[w["name"]]
+            if g.get("type") == "multiArray":
+                if not _same_dims(w.get("shape"), g.get("shape")):
+                    problems.append(f"{kind} {w['name']} has shape {g.get('shape')}, the source {w.get('shape')}")
+                if g.get("dtype") not in _COMPATIBLE.get(str(w.get("dtype")), {str(w.get("dtype"))}):
+                    problems.append(f"{kind} {w['name']} is {g.get('dtype')}, the source {w.get('dtype')}")
+        checked.append(f"{len(want)} {kind}(s) {', '.join(w['name'] for w in want)}")
+    if problems:
+        raise ConversionError("the converted Core ML model does not match the source: " + "; ".join(problems),
+                              hint="this is a converter bug; please report it with the input file")
+    kind = spec.WhichOneof("Type")
+    return f"spec loads ({kind}), " + ("; ".join(checked) + " match by name, shape and dtype" if checked
+                                       else "no source signature to compare with"), description
+
+
+def _macos_predictor(path: Path, description: dict):
+    """A predictor that runs the model with Core ML (macOS only), one row at a time."""
+    import numpy as np
+
+    from mlconvert.predict import Predictor, named_inputs
+
+    ct = import_coremltools()
+
+    class CoreMLPredictor(Predictor):
+        kind = "neural-network"
+
+        def __init__(self):
+            self.model = ct.models.MLModel(str(path))
+            self.specs = [{"name": f["name"], "dtype": "float32" if f["dtype"] in ("float64", "float16") else f["dtype"],
+                           "shape": f.get("shape")} for f in description.get("inputs", [])]
+
+        def input_specs(self):
+            return [dict(s) for s in self.specs]
+
+        def predict(self, X):
+            feed = named_inputs(X, self.specs)
+            rows = len(next(iter(feed.values())))
+            outs: dict[str, list] = {}
+            for i in range(rows):  # one row at a time: the batch dimension's range is the model's business
+                result = self.model.predict({k: np.asarray(v[i: i + 1]).astype(
+                    next(s["dtype"] for s in self.specs if s["name"] == k)) for k, v in feed.items()})
+                for name, value in result.items():
+                    outs.setdefault(name, []).append(np.asarray(value))
+            return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
+
+    return CoreMLPredictor()
+
+
 def predictor(source, options: dict):
     """Runs on macOS; elsewhere a structural check against options["reference"], then CannotRun."""
-    from mlconvert.coreml_check import predictor as coreml_predictor
+    from mlconvert.predict import CannotRun
 
-    return coreml_predictor(source.path, options)
+    path = source.path
+    checked, description = structural_check(path, options.get("reference"))
+    if platform.system() != "Darwin":
+        raise CannotRun(f"no Core ML runtime on this platform; structural check passed: {checked}")
+    return _macos_predictor(path, description)
 
 
 register_format(

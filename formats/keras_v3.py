@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
-from mlconvert.formats.keras_h5 import describe_from_config
+from mlconvert.formats._keras_config import describe_from_config
 
 ZIP_SIGNATURE = b"PK\x03\x04"
 # A config.json or metadata.json larger than this is not something Keras wrote.
@@ -83,13 +83,13 @@ def describe(path: Path) -> dict:
 
 def load(path: Path, *, trust: bool = False, architecture=None, custom_objects=None, **options):
     """A Keras 3 model, loaded with safe_mode: Lambda and custom layers are refused unless `trust`."""
-    from mlconvert.tf_models import load_keras
+    from mlconvert.formats._tensorflow import load_keras
 
     return load_keras(path, describe(path), trust=trust, custom_objects=custom_objects)
 
 
 def predictor(source, options: dict):
-    from mlconvert.tf_models import keras_predictor
+    from mlconvert.formats._tensorflow import keras_predictor
 
     return keras_predictor(source.model)
 

@@ -126,6 +126,26 @@ def _dir_size(path: Path) -> tuple[int, int]:
     return sum(f.stat().st_size for f in files), len(files)
 
 
+def _serve_graph(graphs: list[dict]) -> dict | None:
+    """The meta graph converters load: the first tagged "serve", else the first."""
+    return next((g for g in graphs if "serve" in g.get("tags", [])), graphs[0] if graphs else None)
+
+
+def _serving_signature(signatures) -> str | None:
+    """The signature converters call: "serving_default", else the first by name. Names
+    starting with "_" are TensorFlow's own hooks, not entry points."""
+    names = sorted(name for name in signatures if not name.startswith("_"))
+    return "serving_default" if "serving_default" in names else (names[0] if names else None)
+
+
+def serving_entry(path: Path) -> tuple[list[str], str | None]:
+    """The tags of the meta graph and the name of the signature that conversion and
+    verification use: what describe reports, chosen there and only there."""
+    details = describe(path)["details"]
+    graph = _serve_graph(details["meta_graphs"]) or {}
+    return graph.get("tags") or ["serve"], details.get("signature")
+
+
 def describe(path: Path) -> dict:
     path = Path(path)
     if not path.is_dir():
@@ -176,7 +196,7 @@ def describe(path: Path) -> dict:
             warnings.append(f"keras_metadata.pb could not be read ({exc}); the graph itself is fine")
 
     graphs = details["meta_graphs"]
-    serve = next((g for g in graphs if "serve" in g.get("tags", [])), graphs[0] if graphs else None)
+    serve = _serve_graph(graphs)
     if serve is None or "serve" not in serve.get("tags", []):
         warnings.append("no meta graph is tagged 'serve'; converters look for that tag")
     result: dict = {"flavor": "keras" if details["keras_metadata"] else "tf-graph", "kind": "neural-network"}
@@ -186,10 +206,10 @@ def describe(path: Path) -> dict:
         result["producer_version"] = tf_version
     if serve is not None:
         usable = serve["signatures"]
-        if not usable:
+        name = _serving_signature(usable)
+        if name is None:
             warnings.append("the SavedModel has no signatures; converters need a serving signature")
         else:
-            name = "serving_default" if "serving_default" in usable else sorted(usable)[0]
             signature = usable[name]
             details["signature"] = name
             details["signatures"] = sorted(usable)
@@ -211,13 +231,13 @@ def describe(path: Path) -> dict:
 
 def load(path: Path, *, trust: bool = False, **options):
     """The object tf.saved_model.load returns (its signatures are what converters use)."""
-    from mlconvert.tf_models import load_savedmodel
+    from mlconvert.formats._tensorflow import load_savedmodel
 
-    return load_savedmodel(path)
+    return load_savedmodel(path, *serving_entry(path))
 
 
 def predictor(source, options: dict):
-    from mlconvert.tf_models import serving_predictor
+    from mlconvert.formats._tensorflow import serving_predictor
 
     return serving_predictor(source.model)
 

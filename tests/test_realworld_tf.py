@@ -131,9 +131,9 @@ def test_heart_feature_columns_fail_clearly(realworld, tmp_path):
     src = corpus_file(realworld, "savedmodel/aditahmedabadi_heart_keras_savedmodel")
     # TF 2.21 cannot restore its tf.keras 2 optimizer objects; it is served from its graph,
     # like TensorFlow Serving does, and predicts on the authors' rows.
-    from mlconvert.tf_models import savedmodel_predictor
+    from mlconvert import formats
 
-    predictor = savedmodel_predictor(src)
+    predictor = formats.get("savedmodel").predictor(src, {})
     with open(corpus_file(realworld, "savedmodel/aditahmedabadi_heart.csv"), newline="") as fh:
         rows = list(csv.DictReader(fh))[:20]
     feed = {s["name"]: np.array([r[s["name"]] for r in rows]).astype(object if s["dtype"] == "string" else s["dtype"])

@@ -102,6 +102,16 @@ def test_savedmodel_to_onnx(fixtures, tmp_path):
     np.testing.assert_allclose(got["output_0"], expected["output_0"], atol=1e-5, rtol=1e-5)
 
 
+def test_savedmodel_loads_the_graph_and_signature_describe_reports(fixtures):
+    from mlconvert import formats
+
+    fmt, src = formats.get("savedmodel"), fixtures / "keras_dense_iris_savedmodel"
+    details = fmt.describe(src)["details"]
+    serving = fmt.load(src)
+    assert serving.kind == "savedmodel"
+    assert (serving.tags, serving.signature_name) == (details["meta_graphs"][0]["tags"], details["signature"])
+
+
 def test_opset(fixtures, tmp_path):
     import onnx
 
@@ -172,9 +182,10 @@ def test_two_inputs_npz_sample(fixtures, tmp_path):
 
 
 def coreml_spec(path):
-    from mlconvert.edges.via_coremltools import _import_coremltools, precision
+    from mlconvert.edges.via_coremltools import precision
+    from mlconvert.formats.coreml import import_coremltools
 
-    ct = _import_coremltools()
+    ct = import_coremltools()
     spec = ct.utils.load_spec(str(path))
     return spec, precision(spec)
 
@@ -281,6 +292,24 @@ def test_custom_layer_needs_its_module(keras, tmp_path):
         api.convert(src, tmp_path / "c.onnx", trust=True)  # trusted, but the class is still missing
     report = api.convert(src, tmp_path / "c.onnx", custom_objects=module)
     assert report.verification["status"] == "verified"
+
+
+def test_custom_objects_module_is_imported_as_a_module(tmp_path):
+    """--custom-objects runs the file the way Python imports a module, so code in it that
+    finds its classes through their module (pickle, inspect, typing) works."""
+    from mlconvert.formats._tensorflow import _custom_objects
+
+    module = tmp_path / "stateful_layers.py"
+    module.write_text(textwrap.dedent('''
+        import pickle
+
+        class Scale:
+            factor = 3.0
+
+        COPY = pickle.loads(pickle.dumps(Scale()))
+    '''))
+    objects = _custom_objects(module)
+    assert set(objects) == {"Scale"}  # the classes and functions it defines
 
 
 def test_weights_only_needs_the_architecture(keras, fixtures, tmp_path):

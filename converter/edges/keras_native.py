@@ -8,36 +8,44 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlconvert.edges import Edge, Requirement, StepContext, register_edge
 from mlconvert.errors import ConversionError
 
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
-def to_savedmodel(src: Path, dst: Path, ctx: StepContext) -> None:
-    from mlconvert import tf_models
 
-    model = tf_models.step_model(src, ctx)
-    serving = tf_models.keras_function(model)
-    keras = tf_models.import_keras()
+def to_savedmodel(source: Source, dst: Path, ctx: StepContext) -> None:
+    from mlconvert.formats import _tensorflow
+
+    model = source.model
+    serving = _tensorflow.keras_function(model)
+    keras = _tensorflow.import_keras()
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serve", serving.function)
     try:
-        with tf_models.stdout_to_stderr():
+        with _tensorflow.stdout_to_stderr():
             archive.write_out(str(dst), verbose=False)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ConversionError(f"Keras could not export a SavedModel: {type(exc).__name__}: {first}") from exc
 
 
-def to_keras(src: Path, dst: Path, ctx: StepContext) -> None:
-    from mlconvert import tf_models
+def to_keras(source: Source, dst: Path, ctx: StepContext) -> None:
+    from mlconvert.formats import _tensorflow
 
-    model = tf_models.step_model(src, ctx)
+    model = source.model
     # Keras picks the format by the name's ending: write a .keras name, then rename.
     tmp = dst if dst.name.endswith(".keras") else dst.with_name(dst.name + ".keras")
-    with tf_models.stdout_to_stderr():
-        model.save(str(tmp))
+    try:
+        with _tensorflow.stdout_to_stderr():
+            model.save(str(tmp))
+    except Exception as exc:  # Keras's own save refused the model
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConversionError(f"Keras could not save a .keras file: {type(exc).__name__}: {first}") from exc
     if tmp != dst:
         os.replace(tmp, dst)
 

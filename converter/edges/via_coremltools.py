@@ -11,21 +11,14 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlconvert.edges import Edge, Requirement, StepContext, register_edge
+from mlconvert.edges._tf_sources import TF_SOURCES
 from mlconvert.errors import ConversionError, UsageError
-from mlconvert.tf_models import TF_SOURCES
 
-
-def _import_coremltools():
-    import logging
-
-    # coremltools announces every converter it switches off (scikit-learn, XGBoost...).
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import coremltools as ct
-    return ct
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
 
 # ML programs need a finite upper bound for a flexible dimension; neural networks don't.
@@ -84,27 +77,28 @@ def precision(spec) -> str:
     return "float32"
 
 
-def to_coreml(src: Path, dst: Path, ctx: StepContext) -> dict:
-    from mlconvert import tf_models
+def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
+    from mlconvert.formats import _tensorflow
+    from mlconvert.formats.coreml import import_coremltools
 
     fp16 = bool(ctx.options.get("fp16"))
     package = not dst.name.endswith(".mlmodel")
     if fp16 and not package:
         raise UsageError("--fp16 applies to ML programs (.mlpackage); a .mlmodel neural network keeps float32",
                          hint="write a .mlpackage to get float16 compute, or drop --fp16")
-    serving = tf_models.step_serving(src, ctx)
+    serving = _tensorflow.step_serving(source)
     strings = [spec["name"] for spec in serving.inputs if spec["dtype"] == "string"]
     if strings:
         raise ConversionError(f"Core ML takes numbers and images; input(s) {', '.join(strings)} are string tensors",
                               hint="convert a model whose preprocessing (string lookups) happens outside it")
     concrete = serving.concrete()
-    ct = _import_coremltools()
+    ct = import_coremltools()
     options = {"convert_to": "mlprogram" if package else "neuralnetwork", "source": "tensorflow",
                "inputs": _input_types(ct, serving, package)}
     if package:
         options["compute_precision"] = ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32
     try:
-        with tf_models.stdout_to_stderr(), warnings.catch_warnings():
+        with _tensorflow.stdout_to_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mlmodel = ct.convert([concrete], **options)
     except Exception as exc:

@@ -11,10 +11,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlconvert.edges import Edge, Requirement, StepContext, register_edge
+from mlconvert.edges._tf_sources import TF_SOURCES
 from mlconvert.errors import ConversionError
-from mlconvert.tf_models import TF_SOURCES
+
+if TYPE_CHECKING:
+    from mlconvert.formats import Source
 
 
 class _Collect(logging.Handler):
@@ -70,10 +74,8 @@ def _from_savedmodel(tf2onnx, serving, opset):
     else:
         from tf2onnx import tf_loader
 
-        tags = list(serving.loaded.tensorflow_meta_graph_tags) if hasattr(serving.loaded, "tensorflow_meta_graph_tags") \
-            else ["serve"]
         frozen, inputs, outputs, rename = tf_loader.from_saved_model(
-            str(serving.path), None, None, tag=tags or ["serve"], signatures=[serving.signature_name],
+            str(serving.path), None, None, tag=serving.tags, signatures=[serving.signature_name],
             return_tensors_to_rename=True)
         # tf2onnx names inputs after the TensorSpecs; the signature's keys are what callers use.
         by_spec = {spec.name: inp["name"] for spec, inp in zip(serving.specs, serving.inputs) if spec.name}
@@ -82,11 +84,11 @@ def _from_savedmodel(tf2onnx, serving, opset):
                                           tensors_to_rename=rename)
 
 
-def to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
-    from mlconvert import tf_models
+def to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
+    from mlconvert.formats import _tensorflow
 
-    serving = tf_models.step_serving(src, ctx)
-    tf_models.import_tf()
+    serving = _tensorflow.step_serving(source)
+    _tensorflow.import_tf()
     import tf2onnx
 
     opset = ctx.options.get("opset")
@@ -95,7 +97,7 @@ def to_onnx(src: Path, dst: Path, ctx: StepContext) -> dict:
     logger.addHandler(collect)
     propagate, logger.propagate = logger.propagate, False  # its log goes to the report, not the terminal
     try:
-        with tf_models.stdout_to_stderr():
+        with _tensorflow.stdout_to_stderr():
             if serving.kind == "keras":
                 model, _ = tf2onnx.convert.from_function(serving.function, input_signature=serving.specs,
                                                          opset=opset)

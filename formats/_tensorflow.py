@@ -1,8 +1,8 @@
 """TensorFlow and Keras models: safe loading, their serving function, and predictors.
 
-Shared by the keras-h5 / keras / savedmodel formats, the tf2onnx, Keras and
-coremltools edges and verification. The module top imports only the standard
-library: TensorFlow (~8 s to import) is imported by the function that needs it.
+The runtime of the keras-h5, keras and savedmodel formats, also used by the tf2onnx,
+Keras and coremltools edges. The module top imports only the standard library:
+TensorFlow (~8 s to import) is imported by the function that needs it.
 
 A model's inputs and outputs are named once, here, and every artifact made from it
 (ONNX graph, SavedModel signature, Core ML spec) carries the same names, so
@@ -18,12 +18,10 @@ import re
 import sys
 from pathlib import Path
 
-from mlconvert.errors import InputError, NoPathError, UntrustedInputError
+from mlconvert.errors import ConversionError, InputError, NoPathError, UntrustedInputError
+from mlconvert.formats._keras_config import is_custom_layer, summarize_config, walk_layers
 
 _HINT_TF = "install it: pip install 'mlconvert[tf]'"
-
-# The formats TensorFlow edges start from, and the flavors each accepts.
-TF_SOURCES = (("keras-h5", {"keras"}), ("keras", {"keras"}), ("savedmodel", {"keras", "tf-graph"}))
 
 
 def import_tf():
@@ -75,6 +73,8 @@ def _custom_objects(module_path) -> dict:
     name = "mlconvert_custom_objects_" + re.sub(r"\W", "_", path.stem)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Registered under its name as Python's own import does: code that looks a class up
+    # through its module (pickle, inspect.getsource, typing.get_type_hints) then finds it.
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -84,23 +84,14 @@ def _custom_objects(module_path) -> dict:
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and callable(v)}
 
 
-def _config_layers(config: dict):
-    from mlconvert.formats.keras_h5 import _walk_layers
-
-    return list(_walk_layers(config))
-
-
 def _missing_custom(config: dict, custom: dict) -> tuple[dict, list[str]]:
     """custom_objects keyed as Keras looks them up, and the custom layers still unresolved."""
     keras = import_keras()
     resolved, missing = dict(custom), []
-    for layer in _config_layers(config):
-        registered = layer.get("registered_name")
-        module = layer.get("module")
-        is_custom = (isinstance(registered, str) and ">" in registered) or (
-            isinstance(module, str) and not module.startswith(("keras", "tf_keras")))
-        if not is_custom:
+    for layer in walk_layers(config):
+        if not is_custom_layer(layer):
             continue
+        registered = layer.get("registered_name")
         cls = layer.get("class_name")
         found = custom.get(cls) or (custom.get(registered.split(">")[-1]) if isinstance(registered, str) else None)
         if found is None and isinstance(registered, str):
@@ -116,8 +107,6 @@ def load_keras(path: Path, description: dict, *, trust: bool = False, architectu
     """A Keras model from .h5 or .keras with safe_mode: Lambda layers and custom layers
     are refused (UntrustedInputError) unless `trust`; custom classes come from the
     `custom_objects` module; a weights-only .h5 needs the `architecture` JSON."""
-    from mlconvert.formats.keras_h5 import summarize_config
-
     path = Path(path)
     details = description.get("details") or {}
     config = None
@@ -204,8 +193,9 @@ def _model_from_config(keras, config: dict, objects: dict, safe: bool):
             return saving_utils.model_from_config(config, custom_objects=objects or None)
 
 
-def load_savedmodel(path: Path):
-    """The SavedModel's serving signature as a ServingFunction.
+def load_savedmodel(path: Path, tags: list[str], signature_name: str | None):
+    """The SavedModel's serving signature as a ServingFunction: `tags` name the meta graph
+    and `signature_name` its signature, both chosen by the savedmodel format (serving_entry).
 
     TensorFlow 2 restores the saved objects; a SavedModel it cannot restore that way
     (tf.keras 2 `model.save(dir)` with optimizer state, for one) is opened like
@@ -218,13 +208,13 @@ def load_savedmodel(path: Path):
     except Exception as exc:  # TF raises many kinds on directories it cannot restore
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         try:
-            return GraphSignature(path, reason=f"{type(exc).__name__}: {first}")
+            return GraphSignature(path, tags, signature_name, reason=f"{type(exc).__name__}: {first}")
         except InputError:
             raise
         except Exception as exc2:
             raise InputError(f"{path} could not be loaded as a SavedModel: {first}",
                              hint="copy the whole SavedModel directory again (saved_model.pb, variables/)") from exc2
-    return ObjectSignature(loaded, path)
+    return ObjectSignature(loaded, path, tags, signature_name)
 
 
 # --- the serving function: named inputs in, a dict of named outputs out ---
@@ -325,12 +315,15 @@ def keras_function(model) -> ServingFunction:
     return serving
 
 
-def _signature_name(names, path: Path) -> str:
-    names = [n for n in names if not n.startswith("_")]
-    if not names:
+def _signature(signatures, name: str | None, path: Path):
+    """The chosen signature among those TensorFlow loaded."""
+    if name is None:
         raise InputError(f"{path} has no signatures; converters need a serving signature",
                          hint="re-export it with a signature (model.export() or tf.saved_model.save(signatures=...))")
-    return "serving_default" if "serving_default" in names else sorted(names)[0]
+    if name not in signatures:
+        raise InputError(f"{path}: TensorFlow finds no signature {name!r} in the serving graph",
+                         hint="copy the whole SavedModel directory again (saved_model.pb, variables/)")
+    return signatures[name]
 
 
 class ObjectSignature(ServingFunction):
@@ -338,11 +331,11 @@ class ObjectSignature(ServingFunction):
 
     kind = "savedmodel"
 
-    def __init__(self, loaded, path: Path):
+    def __init__(self, loaded, path: Path, tags: list[str], signature_name: str | None):
         tf = import_tf()
         self.loaded, self.path = loaded, Path(path)
-        self.signature_name = _signature_name(list(getattr(loaded, "signatures", {}) or {}), path)
-        self.signature = loaded.signatures[self.signature_name]
+        self.tags, self.signature_name = list(tags), signature_name
+        self.signature = _signature(getattr(loaded, "signatures", None) or {}, signature_name, path)
         args, kwargs = self.signature.structured_input_signature
         if args:
             raise InputError(f"{path}: the serving signature takes positional inputs", hint="re-export with named inputs")
@@ -382,20 +375,15 @@ class GraphSignature(ServingFunction):
 
     kind = "savedmodel-graph"
 
-    def __init__(self, path: Path, reason: str):
+    def __init__(self, path: Path, tags: list[str], signature_name: str | None, reason: str):
         tf = import_tf()
-        from mlconvert.formats.savedmodel import describe
-
         self.path, self.reason = Path(path), reason
-        graphs = describe(self.path)["details"].get("meta_graphs") or []
-        serve = next((g for g in graphs if "serve" in g.get("tags", [])), graphs[0] if graphs else {})
-        self.tags = serve.get("tags") or ["serve"]
+        self.tags, self.signature_name = list(tags), signature_name
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         with self.graph.as_default(), stdout_to_stderr():
             meta = tf.compat.v1.saved_model.loader.load(self.session, self.tags, str(self.path))
-        self.signature_name = _signature_name(list(meta.signature_def), path)
-        signature = meta.signature_def[self.signature_name]
+        signature = _signature(meta.signature_def, signature_name, path)
         self.inputs, self.feeds, self.fetches = [], {}, {}
         for key in sorted(signature.inputs):
             info = signature.inputs[key]
@@ -413,8 +401,6 @@ class GraphSignature(ServingFunction):
             self.fetches[key] = tensor.name
 
     def concrete(self):
-        from mlconvert.errors import ConversionError
-
         raise ConversionError(f"{self.path} loads only as a TensorFlow 1 style graph ({self.reason}); "
                               "coremltools needs it to load in TensorFlow 2",
                               hint="re-export the model with TensorFlow 2 (model.export() or tf.saved_model.save)")
@@ -436,20 +422,10 @@ class GraphSignature(ServingFunction):
 # --- a conversion step's input ---
 
 
-def step_model(src: Path, ctx):
-    """The step input as a Keras model (Keras files, loaded safely) or a loaded SavedModel."""
-    from mlconvert import formats
-
-    fmt = formats.get(ctx.source_format)
-    if fmt.id == "savedmodel":
-        return load_savedmodel(src)
-    options = {k: ctx.options.get(k) for k in ("architecture", "custom_objects") if ctx.options.get(k)}
-    return fmt.load(src, trust=ctx.trust, **options)
-
-
-def step_serving(src: Path, ctx) -> ServingFunction:
-    """The step input's serving function: named inputs in, a dict of named outputs out."""
-    model = step_model(src, ctx)
+def step_serving(source) -> ServingFunction:
+    """A step input's serving function (its Source's model, loaded once): named inputs
+    in, a dict of named outputs out."""
+    model = source.model
     return model if isinstance(model, ServingFunction) else keras_function(model)
 
 
@@ -492,7 +468,3 @@ def keras_file_predictor(load, path: Path, options: dict):
     """A Keras file's predictor: `load` is its format's loader, given the loading options."""
     return keras_predictor(load(path, trust=bool(options.get("trust")), architecture=options.get("architecture"),
                                 custom_objects=options.get("custom_objects")))
-
-
-def savedmodel_predictor(path: Path):
-    return serving_predictor(load_savedmodel(path))
