@@ -177,8 +177,10 @@ def _read_config(path: Path) -> dict | None:
         with h5py.File(path, "r") as handle:
             raw = handle.attrs.get("model_config")
             return json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-    except Exception:
-        return None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        # A config that cannot be read means no custom-layer check: that must not pass silently.
+        raise InputError(f"cannot read the Keras model config of {path}: {type(exc).__name__}: {exc}",
+                         hint="the file may be corrupt or truncated") from exc
 
 
 def _model_from_config(keras, config: dict, objects: dict, safe: bool):
