@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
 from format_samples import PMML_DOC, coreml_spec, onnx_classifier_bytes
 from mlconvert import formats
 from mlconvert.errors import InputError
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FORMAT_IDS = sorted(fmt.id for fmt in formats.all_formats())
 
 FIXTURE_SAMPLES = {
