@@ -312,20 +312,8 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
     display.start(len(items), len(skipped))
 
     pending: deque[tuple[Item, str, str]] = deque()
-    for item in items:
-        key = options_key(options, item.target)
-        # Hashing here only decides --resume; a conversion hashes its input itself.
-        digest = sha256_of(item.source) if resume and item.output.exists() else ""
-        if digest and manifest.up_to_date(item, digest, key):
-            result = ItemResult(item.rel, item.target, item.output_rel, "unchanged",
-                                source_format=item.source_format, message="up to date (--resume)")
-            report.results.append(result)
-            display.finished(result)
-        else:
-            pending.append((item, digest, key))
-
     ctx = multiprocessing.get_context("spawn")  # no fork of a parent that runs a display thread
-    workers = [_Worker(ctx, max_memory_mb) for _ in range(min(jobs, len(pending)))]
+    workers: list[_Worker] = []
     keys: dict[int, tuple[str, str]] = {}
 
     def finish(worker: _Worker, raw: dict) -> None:
@@ -336,10 +324,26 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
         # The hash of what was actually converted, as the conversion recorded it.
         converted = ((raw.get("report") or {}).get("source") or {}).get("sha256")
         manifest.record(item, converted or digest, key, result)
-        display.finished(result)
         worker.item = None
+        display.finished(result)
 
+    # Ctrl-C, or a KeyboardInterrupt raised by the display, stops the batch at any point
+    # below: what finished is in the manifest, --resume continues.
     try:
+        for item in items:
+            key = options_key(options, item.target)
+            # Hashing here only decides --resume; a conversion hashes its input itself.
+            digest = sha256_of(item.source) if resume and item.output.exists() else ""
+            if digest and manifest.up_to_date(item, digest, key):
+                result = ItemResult(item.rel, item.target, item.output_rel, "unchanged",
+                                    source_format=item.source_format, message="up to date (--resume)")
+                report.results.append(result)
+                display.finished(result)
+            else:
+                pending.append((item, digest, key))
+        for _ in range(min(jobs, len(pending))):
+            workers.append(_Worker(ctx, max_memory_mb))
+
         while pending or any(w.item for w in workers):
             for worker in workers:
                 if worker.item is None and pending:
@@ -377,7 +381,7 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
                 item_seconds = time.monotonic() - worker.started
                 finish(worker, {"status": "failed", "exit_code": 5, "message": message, "seconds": item_seconds})
                 workers[i] = _Worker(ctx, max_memory_mb)
-    except KeyboardInterrupt:  # stop now; what finished is recorded, --resume continues
+    except KeyboardInterrupt:
         report.interrupted = True
         for worker in workers:
             if worker.item:

@@ -78,13 +78,13 @@ def test_verify_reuses_the_recorded_tolerance(fixtures, tmp_path):
 def test_batch_and_single_conversions_give_the_same_bytes(fixtures, tmp_path):
     """Workers run single-threaded; the figures (and so the provenance) must not depend on it."""
     import shutil
-    import subprocess
-    import sys
+
+    from mlconvert import batch
 
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(fixtures / "catboost_regressor_diabetes.cbm", src / "m.cbm")
     api.convert(src / "m.cbm", tmp_path / "single" / "m.onnx")
-    subprocess.run([sys.executable, "-m", "mlconvert", "batch", str(src), "--to", "onnx", "--out",
-                    str(tmp_path / "batch"), "-q"], check=True)
+    report = batch.run(src, targets=["onnx"], out=tmp_path / "batch", jobs=1)
+    assert [r.status for r in report.results] == ["converted"]
     assert sha(tmp_path / "single" / "m.onnx") == sha(tmp_path / "batch" / "m.onnx")
