@@ -133,7 +133,7 @@ def test_heart_feature_columns_fail_clearly(realworld, tmp_path):
     # like TensorFlow Serving does, and predicts on the authors' rows.
     from mlconvert import formats
 
-    predictor = formats.get("savedmodel").predictor(src, {})
+    predictor = formats.get("savedmodel").predictor(formats.Source(src, formats.get("savedmodel")), {})
     with open(corpus_file(realworld, "savedmodel/aditahmedabadi_heart.csv"), newline="") as fh:
         rows = list(csv.DictReader(fh))[:20]
     feed = {s["name"]: np.array([r[s["name"]] for r in rows]).astype(object if s["dtype"] == "string" else s["dtype"])
