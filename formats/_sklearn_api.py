@@ -113,9 +113,7 @@ class EstimatorPredictor(Predictor):
 
             out = LightGBMPredictor(model.booster_).thresholds()
         elif hasattr(model, "get_borders"):
-            from mlconvert.formats.catboost_cbm import catboost_borders
-
-            out = catboost_borders(model)
+            out = _catboost_borders(model)
         return dict(out)
 
     def _first_steps(self):
@@ -161,6 +159,14 @@ class EstimatorPredictor(Predictor):
                     if np.issubdtype(np.asarray(values).dtype, np.number):
                         out[col] = [float(v) for v in values]
         return out
+
+
+def _catboost_borders(model) -> dict[int, list[float]]:
+    """A CatBoost model's split borders per feature, where it records them."""
+    try:
+        return {int(k): [float(b) for b in v] for k, v in model.get_borders().items()}
+    except Exception:  # older models or categorical-only: no borders, random inputs only
+        return {}
 
 
 def predictor_for(obj) -> Predictor:

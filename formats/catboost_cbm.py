@@ -117,14 +117,6 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
     model.save_model(str(path))
 
 
-def catboost_borders(model) -> dict[int, list[float]]:
-    """The split borders per feature, where the model records them."""
-    try:
-        return {int(k): [float(b) for b in v] for k, v in model.get_borders().items()}
-    except Exception:  # older models or categorical-only: no borders, random inputs only
-        return {}
-
-
 def predictor(source, options: dict):
     from mlconvert.formats._sklearn_api import EstimatorPredictor
 
