@@ -21,9 +21,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlconvert import __version__, formats
+from mlconvert import formats, outputs
+from mlconvert._version import __version__
 from mlconvert.errors import InputError, MlconvertError, UsageError
-from mlconvert.outputs import sha256_of
 
 MANIFEST = ".mlconvert-batch.json"
 # Extensions that name other files too: a file with one of these that no format
@@ -200,9 +200,8 @@ class Manifest:
         self.entries[item.output_rel] = {"source": item.rel, "sha256": sha256, "options": key,
                                          "status": result.status, "exit_code": result.exit_code}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"version": 1, "items": self.entries}, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)  # a kill between two models never leaves a torn manifest
+        # Atomic: a kill between two models never leaves a torn manifest.
+        outputs.write_text(self.path, json.dumps({"version": 1, "items": self.entries}, indent=1, sort_keys=True))
 
 
 # --- workers ---
@@ -333,7 +332,7 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
         for item in items:
             key = options_key(options, item.target)
             # Hashing here only decides --resume; a conversion hashes its input itself.
-            digest = sha256_of(item.source) if resume and item.output.exists() else ""
+            digest = outputs.sha256_of(item.source) if resume and item.output.exists() else ""
             if digest and manifest.up_to_date(item, digest, key):
                 result = ItemResult(item.rel, item.target, item.output_rel, "unchanged",
                                     source_format=item.source_format, message="up to date (--resume)")

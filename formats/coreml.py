@@ -13,9 +13,7 @@ names, shapes and dtypes agree) and reports it unverified with what was checked;
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import struct
 from pathlib import Path
 
@@ -422,23 +420,12 @@ def load(path: Path, *, trust: bool = False, **options):
 
 
 def save(model, path: Path) -> None:
-    """model: an MLModel or a Model_pb2 spec. Written beside the target, then renamed."""
+    """model: an MLModel or a Model_pb2 spec (steps write into a scratch folder)."""
     ct = import_coremltools()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    try:
-        if hasattr(model, "save"):
-            model.save(str(tmp))
-        else:
-            ct.utils.save_spec(model, str(tmp))
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        elif tmp.exists():
-            tmp.unlink()
+    if hasattr(model, "save"):
+        model.save(str(path))
+    else:
+        ct.utils.save_spec(model, str(path))
 
 
 def stamp(path: Path, entries: dict[str, str]) -> None:

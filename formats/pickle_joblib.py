@@ -6,7 +6,6 @@ that name globals outside the allow-list (mlconvert.safety) unless trust=True.
 """
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -159,25 +158,19 @@ _JOBLIB_COMPRESSION = {".z": "zlib", ".gz": "gzip", ".bz2": "bz2", ".xz": "xz", 
 
 
 def save(obj: Any, path: Path) -> None:
-    """pickle protocol 5; joblib.dump for .joblib and compressed targets. Atomic."""
+    """pickle protocol 5; joblib.dump for .joblib and compressed targets (steps write into
+    a scratch folder, so nothing half-written ever sits at the user's path)."""
     path = Path(path)
     name = path.name.lower()
-    tmp = path.with_name(f".{path.name}.partial")
     suffix = next((s for s in _COMPRESSED_SUFFIXES if name.endswith(s)), None)
-    try:
-        if name.endswith(".joblib") or suffix:
-            import joblib
+    if name.endswith(".joblib") or suffix:
+        import joblib
 
-            # The temporary name hides the extension joblib picks compression by, so say it.
-            compress = (_JOBLIB_COMPRESSION[suffix], 3) if suffix else 0
-            joblib.dump(obj, str(tmp), compress=compress)
-        else:
-            with open(tmp, "wb") as fh:
-                pickle.dump(obj, fh, protocol=5)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        compress = (_JOBLIB_COMPRESSION[suffix], 3) if suffix else 0
+        joblib.dump(obj, str(path), compress=compress)
+    else:
+        with open(path, "wb") as fh:
+            pickle.dump(obj, fh, protocol=5)
 
 
 register_format(
