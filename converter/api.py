@@ -391,18 +391,18 @@ def java() -> dict:
 
 
 def doctor() -> dict:
-    edges = []
-    for edge in all_edges():
-        reason = edge.unavailable_reason()
-        edges.append({"edge": edge.name, "from": edge.source, "to": edge.target, "library": edge.library,
-                      "usable": reason is None, "reason": reason or ""})
+    """What this environment can do: libraries, Java, each edge and plugin, available or why not."""
+    from mlconvert.report import edge_summary
+
+    java_path = probe.which("java")
     return {
         "mlconvert": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "libraries": probe.library_versions(),
-        "java": java(),
-        "edges": edges,
+        "java": {"path": java_path, "available": bool(java_path), "reason": "" if java_path else "java not found"},
+        "edges": [edge_summary(edge) for edge in all_edges()],
         "broken_edge_modules": dict(BROKEN_MODULES),
-        "plugins": {e.name: plugins.FAILED.get(e.name, "loaded") for e in plugins.entry_points()},
+        "plugins": [{"name": e.name, "available": e.name not in plugins.FAILED,
+                     "reason": plugins.FAILED.get(e.name, "")} for e in plugins.entry_points()],
     }

@@ -1,4 +1,7 @@
-"""Reports: what happened, as data. The CLI renders them; `--json` prints `to_dict()`."""
+"""Reports: what happened, as data. The CLI renders them; `--json` prints `to_dict()` as the
+envelope's "result" (docs/schema/mlconvert-output.schema.json). Field names are shared
+across commands: an edge is "edge" with "from" and "to", a format is "id", whether
+something can be used here is "available" (bool) with its "reason"."""
 from __future__ import annotations
 
 import hashlib
@@ -20,6 +23,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def edge_summary(edge) -> dict:
+    """One edge as data, the same in `formats`, `doctor` and `graph`."""
+    reason = edge.unavailable_reason()
+    return {"edge": edge.name, "from": edge.source, "to": edge.target, "library": edge.library,
+            "flavors": sorted(edge.flavors), "fidelity": edge.fidelity, "available": reason is None,
+            "reason": reason or ""}
+
+
 def size_of(path: Path) -> int:
     path = Path(path)
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
@@ -38,7 +49,9 @@ class StepRecord:
     error: str = ""
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {"edge": self.edge, "from": self.source, "to": self.target, "library": self.library,
+                "version": self.version, "fidelity": self.fidelity, "seconds": self.seconds, "status": self.status,
+                "error": self.error}
 
 
 @dataclass
@@ -55,7 +68,7 @@ class ConversionReport:
         return {
             "source": self.source,
             "target": self.target,
-            "plan": [s.to_dict() for s in self.steps],
+            "steps": [s.to_dict() for s in self.steps],
             "failed_steps": [s.to_dict() for s in self.failed_steps],
             "verification": self.verification,
             "written": self.written,
