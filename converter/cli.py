@@ -148,8 +148,9 @@ def plan(session: Session, src, dst, from_format, to_format, via, explain):
     try:
         chosen = api.plan(src, dst, from_format=from_format, to_format=to_format, via=via).to_dict()
     except MlconvertError as exc:
-        if exc.details.get("plan"):
-            session.failed_with(None, render=lambda err: console.plan(err, exc.details["plan"], explain=True))
+        explained = exc.details.get("plan")
+        if explained:
+            session.failed_with(None, render=lambda err: console.plan(err, explained, explain=True))
         raise
     session.show(chosen, lambda out: console.plan(out, chosen, explain))
 

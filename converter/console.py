@@ -304,7 +304,8 @@ def doctor(console, info: dict) -> None:
         if not e["available"]:
             console.print(f"  [red]✗[/] {e['edge']}: {plain(e['reason'])}")
     for p in info["plugins"]:
-        console.print(f"  plugin {plain(p['name'])}: " + ("loaded" if p["available"] else f"[red]{plain(p['reason'])}[/]"))
+        state = "loaded" if p["available"] else f"[red]{plain(p['reason'])}[/]"
+        console.print(f"  plugin {plain(p['name'])}: {state}")
     for module, error in info["broken_edge_modules"].items():
         console.print(f"  [red]broken[/] edge module {module}: {plain(error)} (a bug: please report it)")
 

@@ -32,7 +32,8 @@ def imported_after(*args) -> set[str]:
 
 
 def validate(document: dict) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # the dev extra
+
     jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(document)
 
 
@@ -206,7 +207,8 @@ def test_a_file_named_like_a_command(cli, fixtures, tmp_path):
 
 
 def test_sample_csv(cli, fixtures, tmp_path):
-    r = cli(fixtures / "sklearn_logreg_iris.pkl", tmp_path / "m.onnx", "--sample", fixtures / "iris_sample.csv", "--json")
+    r = cli(fixtures / "sklearn_logreg_iris.pkl", tmp_path / "m.onnx", "--sample", fixtures / "iris_sample.csv",
+            "--json")
     assert r.code == 0, r
     assert r.json["verification"]["rows"] == 30
     assert r.json["verification"]["inputs"] == "sample iris_sample.csv"
@@ -341,7 +343,8 @@ def test_json_output_follows_the_schema(documents, name, command, code):
 
 
 def test_schema_catches_a_renamed_field(documents):
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     doc = documents["formats"].envelope
     doc["result"]["edges"][0]["name"] = doc["result"]["edges"][0].pop("edge")
     with pytest.raises(jsonschema.ValidationError):
@@ -361,7 +364,8 @@ def test_exit_1_internal_error_without_traceback(cli, fixtures, tmp_path, monkey
     r = cli(fixtures / "sklearn_rf_iris.pkl", tmp_path / "x.onnx", "--json")
     assert r.code == 1
     assert "internal error" in r.err and "Traceback" not in r.err
-    assert r.envelope["error"]["type"] == "InternalError" and "ZeroDivisionError: boom" in r.envelope["error"]["message"]
+    error = r.envelope["error"]
+    assert error["type"] == "InternalError" and "ZeroDivisionError: boom" in error["message"]
     r = cli(fixtures / "sklearn_rf_iris.pkl", tmp_path / "x.onnx", "-v")
     assert r.code == 1 and "Traceback" in r.err
 
