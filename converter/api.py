@@ -220,23 +220,16 @@ def verify(source, converted, *, sample=None, atol: float | None = None, rtol: f
 # --- the environment ---
 
 
-def java() -> dict:
-    path = probe.which("java")
-    return {"path": path, "found": bool(path)}
-
-
 def doctor() -> dict:
-    edges = []
-    for edge in all_edges():
-        reason = edge.unavailable_reason()
-        edges.append({"edge": edge.name, "from": edge.source, "to": edge.target, "library": edge.library,
-                      "usable": reason is None, "reason": reason or ""})
+    """What this environment can do: libraries, Java, each edge and plugin, available or why not."""
+    java_path = probe.which("java")
     return {
         "mlconvert": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "libraries": probe.library_versions(),
-        "java": java(),
-        "edges": edges,
-        "plugins": {e.name: plugins.FAILED.get(e.name, "loaded") for e in plugins.entry_points()},
+        "java": {"path": java_path, "available": bool(java_path), "reason": "" if java_path else "java not found"},
+        "edges": [edge.to_dict() for edge in all_edges()],
+        "plugins": [{"name": e.name, "available": e.name not in plugins.FAILED,
+                     "reason": plugins.FAILED.get(e.name, "")} for e in plugins.entry_points()],
     }

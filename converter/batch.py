@@ -280,7 +280,7 @@ def _result_from(item: Item, raw: dict) -> ItemResult:
         exit_code=raw["exit_code"], message=raw.get("message", ""), hint=raw.get("hint", ""),
         seconds=round(raw.get("seconds", 0.0), 3),
         source_format=(report.get("source") or {}).get("format") or item.source_format,
-        plan=[s["edge"] for s in report.get("plan", [])], verification=report.get("verification"),
+        plan=[s["edge"] for s in report.get("steps", [])], verification=report.get("verification"),
     )
 
 

@@ -1,7 +1,8 @@
 """One error hierarchy. Library code raises these; only the CLI prints and exits.
 
-Each class carries a stable exit code (README, `mlconvert --help`) and a hint that
-says what to do next.
+Each class carries a stable exit code and the one wording of what that code means
+(`label`); EXIT_CODES, the table in `mlconvert --help` and README, is built from them.
+An instance carries a hint that says what to do next.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ class MlconvertError(Exception):
     """Base class. `exit_code` is what the CLI exits with; `hint` is the next step."""
 
     exit_code = 1
-    label = "internal error"
+    label = "internal error (a bug: please report)"
 
     def __init__(self, message: str, hint: str | None = None, details: dict | None = None):
         super().__init__(message)
@@ -30,7 +31,7 @@ class MlconvertError(Exception):
 
 class InternalError(MlconvertError):
     exit_code = 1
-    label = "internal error (a bug: please report it)"
+    label = "internal error (a bug: please report)"
 
 
 class UsageError(MlconvertError):
@@ -42,58 +43,55 @@ class InputError(MlconvertError):
     """Input not readable or not recognised: missing, corrupt, truncated, LFS pointer, HTML."""
 
     exit_code = 3
-    label = "input not readable"
+    label = "input not readable or not recognised (corrupt, truncated, LFS pointer, HTML...)"
 
 
 class NoPathError(MlconvertError):
     """No chain of available, applicable edges leads to the target format."""
 
     exit_code = 4
-    label = "no conversion path"
+    label = "no conversion path for this model here (each rejected edge and why)"
 
 
 class ConversionError(MlconvertError):
     """A conversion step ran and failed."""
 
     exit_code = 5
-    label = "conversion step failed"
+    label = "a conversion step failed"
 
 
 class VerificationError(MlconvertError):
     """Source and converted model disagree beyond tolerance."""
 
     exit_code = 6
-    label = "verification failed"
+    label = "verification failed: outputs differ beyond tolerance"
 
 
 class UntrustedInputError(MlconvertError):
     """Loading the input would run code outside the allow-list."""
 
     exit_code = 7
-    label = "refused: untrusted code"
+    label = "refused: input would run untrusted code (--trust to override)"
 
 
 class UnverifiedError(MlconvertError):
     """The result could not be verified and --strict was given."""
 
     exit_code = 8
-    label = "unverified (--strict)"
+    label = "unverified and --strict given"
 
 
 class BatchError(MlconvertError):
     exit_code = 9
-    label = "batch: items failed"
+    label = "batch: one or more items failed"
 
 
-EXIT_CODES = {
-    0: "converted (and verified, unless --no-verify)",
-    1: "internal error (a bug: please report)",
-    2: "usage error",
-    3: "input not readable or not recognised (corrupt, truncated, LFS pointer, HTML...)",
-    4: "no conversion path for this model here (each rejected edge and why)",
-    5: "a conversion step failed",
-    6: "verification failed: outputs differ beyond tolerance",
-    7: "refused: input would run untrusted code (--trust to override)",
-    8: "unverified and --strict given",
-    9: "batch: one or more items failed",
-}
+SUCCESS = "converted (and verified, unless --no-verify)"
+"""What exit 0 means."""
+
+ERRORS: tuple[type[MlconvertError], ...] = (InternalError, UsageError, InputError, NoPathError, ConversionError,
+                                           VerificationError, UntrustedInputError, UnverifiedError, BatchError)
+"""Every exit code besides 0, one class each."""
+
+EXIT_CODES: dict[int, str] = {0: SUCCESS, **{cls.exit_code: cls.label for cls in ERRORS}}
+"""The one exit-code table: `mlconvert --help`, README and batch reports use it."""

@@ -14,16 +14,12 @@ from mlconvert.edges import all_edges
 
 
 def _edges() -> list[dict]:
-    out = []
-    for e in all_edges():
-        reason = e.unavailable_reason()
-        out.append({"name": e.name, "from": e.source, "to": e.target, "available": reason is None,
-                    "reason": reason or "", "flavors": ", ".join(sorted(e.flavors))})
-    return out
+    return [e.to_dict() for e in all_edges()]
 
 
 def as_data() -> dict:
-    return {"nodes": [f.id for f in formats.all_formats()], "edges": _edges()}
+    """The graph as data: formats are the nodes, edges as in `formats` and `doctor`."""
+    return {"formats": [{"id": f.id, "title": f.title} for f in formats.all_formats()], "edges": _edges()}
 
 
 def _node_id(fmt_id: str) -> str:
@@ -36,7 +32,7 @@ def mermaid() -> str:
         lines.append(f'    {_node_id(fmt.id)}["{fmt.id}"]')
     unavailable = []
     for i, e in enumerate(_edges()):
-        label = e["name"] if e["available"] else f"{e['name']}: {e['reason']}"
+        label = e["edge"] if e["available"] else f"{e['edge']}: {e['reason']}"
         label = label.replace('"', "'")
         arrow = "-->" if e["available"] else "-.->"
         lines.append(f'    {_node_id(e["from"])} {arrow}|"{label}"| {_node_id(e["to"])}')
@@ -54,10 +50,10 @@ def dot() -> str:
         lines.append(f'  "{fmt.id}" [label="{fmt.id}\\n{fmt.title}"];')
     for e in _edges():
         if e["available"]:
-            lines.append(f'  "{e["from"]}" -> "{e["to"]}" [label="{e["name"]}", color="#1a7f37"];')
+            lines.append(f'  "{e["from"]}" -> "{e["to"]}" [label="{e["edge"]}", color="#1a7f37"];')
         else:
             why = e["reason"].replace('"', "'")
-            lines.append(f'  "{e["from"]}" -> "{e["to"]}" [label="{e["name"]}\\n({why})", style=dashed, '
+            lines.append(f'  "{e["from"]}" -> "{e["to"]}" [label="{e["edge"]}\\n({why})", style=dashed, '
                          f'color="#aaaaaa", fontcolor="#999999"];')
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -50,7 +50,7 @@ class Plan:
     def to_dict(self) -> dict:
         return {
             "source": {"format": self.source_format, "flavor": self.source_flavor},
-            "target": self.target_format,
+            "target": {"format": self.target_format},
             "steps": self.describe_steps(),
             "cost": self.cost,
             "edges": [v.to_dict() for v in self.verdicts],

@@ -1,4 +1,7 @@
-"""Reports: what happened, as data. The CLI renders them; `--json` prints `to_dict()`."""
+"""Reports: what happened, as data. The CLI renders them; `--json` prints `to_dict()` as the
+envelope's "result" (docs/schema/mlconvert-output.schema.json). Field names are shared
+across commands: an edge is "edge" with "from" and "to", a format is "id", whether
+something can be used here is "available" (bool) with its "reason"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,7 +21,9 @@ class StepRecord:
     details: dict = field(default_factory=dict)  # what the step reported (opset, thresholds rounded...)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {"edge": self.edge, "from": self.source, "to": self.target, "library": self.library,
+                "version": self.version, "fidelity": self.fidelity, "seconds": self.seconds, "status": self.status,
+                "error": self.error}
 
 
 @dataclass
@@ -35,7 +40,7 @@ class ConversionReport:
         return {
             "source": self.source,
             "target": self.target,
-            "plan": [s.to_dict() for s in self.steps],
+            "steps": [s.to_dict() for s in self.steps],
             "failed_steps": [s.to_dict() for s in self.failed_steps],
             "verification": self.verification,
             "written": self.written,

@@ -379,17 +379,18 @@ def test_convert(case: Case, cli, realworld, tmp_path, record_property):
     r = cli(src, out, "--json", *case.args)
     assert "Traceback" not in r.err, r
     assert r.code == case.code, r
-    doc = stdout_json(r)
+    envelope = stdout_json(r)
+    doc = envelope["result"] if case.code == 0 else envelope["error"]
     if case.code == 0:
         assert doc["verification"]["status"] == "verified", doc["verification"]
         assert doc["written"] is True and out.is_file()
     else:
-        assert set(doc) >= {"error", "exit_code", "message", "hint"}, doc
-        assert doc["exit_code"] == case.code and doc["error"] and doc["message"]
+        assert set(doc) >= {"type", "exit_code", "message", "hint"}, doc
+        assert doc["exit_code"] == case.code and doc["type"] and doc["message"]
         text = f"{doc['message']} {doc['hint']}"
         if "--keep-on-mismatch" in case.args:
             # The hint then only says where the file went; the explanation stays in the report.
-            text += " ".join(doc["details"]["report"]["verification"].get("notes", []))
+            text += " ".join(envelope["result"]["verification"].get("notes", []))
         for words in case.says:
             assert words in text, doc
         # Atomic output: nothing is written on failure, unless asked to keep a mismatch.
@@ -412,7 +413,7 @@ def test_inspect(path, cli, realworld):
     r = cli("inspect", realworld / path, "--json")
     assert "Traceback" not in r.err, r
     assert r.code == 0, r
-    doc = json.loads(r.out)
+    doc = json.loads(r.out)["result"]
     assert isinstance(doc["flavor"], str) and doc["flavor"], doc
 
 

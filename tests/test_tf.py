@@ -373,7 +373,7 @@ def test_without_tensorflow_the_edges_say_how_to_get_it(cli, fixtures, tmp_path)
     r = cli("plan", fixtures / "keras_dense_iris.keras", tmp_path / "m.onnx", "--explain", "--json", prelude=HIDE_TF)
     assert r.code == 4, r
     assert "pip install 'mlconvert[tf]'" in r.err
-    edges = {e["edge"]: e for e in json.loads(r.out)["details"]["plan"]["edges"]}
+    edges = {e["edge"]: e for e in json.loads(r.out)["error"]["details"]["plan"]["edges"]}
     for name in ("tf2onnx-keras", "keras-export", "coremltools-keras"):
         assert edges[name]["status"] == "rejected"
         assert "tensorflow is not installed (pip install 'mlconvert[tf]')" in edges[name]["reason"]
