@@ -306,8 +306,6 @@ def doctor(console, info: dict) -> None:
     for p in info["plugins"]:
         state = "loaded" if p["available"] else f"[red]{plain(p['reason'])}[/]"
         console.print(f"  plugin {plain(p['name'])}: {state}")
-    for module, error in info["broken_edge_modules"].items():
-        console.print(f"  [red]broken[/] edge module {module}: {plain(error)} (a bug: please report it)")
 
 
 def verification(console, result: dict) -> None:
