@@ -297,10 +297,6 @@ class Source:
         return self._sha256
 
     @property
-    def loaded(self) -> bool:
-        return self._loaded is not None
-
-    @property
     def model(self) -> Any:
         """The model, loaded by its format the first time it is asked for."""
         if self._loaded is None:

@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from mlconvert import probe
 from mlconvert.formats import Format, Loaded, register_format
 from mlconvert.formats._pickle_load import load_pickle
 from mlconvert.formats._pickle_scan import probe_pickle_head, scan_pickle
@@ -79,15 +80,6 @@ def _kind_of(name: str | None) -> str | None:
 _PRODUCERS = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
 
 
-def _installed(dist: str) -> str | None:
-    from importlib import metadata  # stdlib; reads metadata without importing the library
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def describe(path: Path) -> dict:
     """What the file holds, from a static scan: nothing in it is run."""
     scan = scan_pickle(path)
@@ -107,7 +99,7 @@ def describe(path: Path) -> dict:
             "it will not be loaded without --trust"
         )
     if scan.sklearn_version:
-        installed = _installed("scikit-learn")
+        installed = probe.dist_version("scikit-learn")
         if installed and installed != scan.sklearn_version:
             warnings.append(
                 f"pickled by scikit-learn {scan.sklearn_version}, installed {installed}: "
