@@ -60,6 +60,17 @@ class ConversionError(MlconvertError):
     label = "a conversion step failed"
 
 
+class Unsupported(ConversionError):
+    """The model uses something a step cannot express faithfully (an op, a spec type, an
+    objective). `elements` lists them all. A step raising it fails like any other, but
+    when no other route works the conversion ends as "no path" (exit 4), naming them."""
+
+    def __init__(self, elements: list[str] | str, where: str, hint: str | None = None):
+        self.elements = [elements] if isinstance(elements, str) else sorted(set(elements))
+        super().__init__(f"{where} cannot express: {', '.join(self.elements)}", hint=hint,
+                         details={"unsupported": self.elements})
+
+
 class VerificationError(MlconvertError):
     """Source and converted model disagree beyond tolerance."""
 

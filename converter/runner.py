@@ -12,16 +12,16 @@ from pathlib import Path
 
 from mlconvert import formats, probe
 from mlconvert.edges import Edge, StepContext
-from mlconvert.errors import ConversionError, MlconvertError
+from mlconvert.errors import ConversionError, MlconvertError, NoPathError, Unsupported
 from mlconvert.formats import Source
 from mlconvert.planner import Plan, find_plan
 from mlconvert.report import ConversionReport, StepRecord
 
 
 class _StepFailed(Exception):
-    def __init__(self, edge: Edge, message: str):
+    def __init__(self, edge: Edge, message: str, unsupported: bool = False):
         super().__init__(message)
-        self.edge, self.message = edge, message
+        self.edge, self.message, self.unsupported = edge, message, unsupported
 
 
 def failure_summary(failed: dict[str, str]) -> str:
@@ -48,20 +48,25 @@ class Runner:
     def run(self, target_format: str, via: str | None = None) -> tuple[Plan, Source]:
         """The plan that worked and its output, or ConversionError naming every failed step."""
         failed: dict[str, str] = {}
+        unsupported: set[str] = set()  # failed steps that named what they cannot express
         while True:
             try:
                 plan = find_plan(self.source.format.id, self.source.flavor, target_format, via=via, failed=failed)
             except MlconvertError as exc:
                 if not failed:
                     raise
-                raise ConversionError(failure_summary(failed),
-                                      hint="run with -v for details; `mlconvert plan --explain` lists the edges",
-                                      details={"failed": failed}) from exc
+                # Every route refused the model for what it contains: that is "no path", not a crash.
+                error = NoPathError if unsupported == set(failed) else ConversionError
+                raise error(failure_summary(failed),
+                            hint="run with -v for details; `mlconvert plan --explain` lists the edges",
+                            details={"failed": failed}) from exc
             self.report.steps = []
             try:
                 return plan, self._run_steps(plan)
             except _StepFailed as exc:
                 failed[exc.edge.name] = exc.message
+                if exc.unsupported:
+                    unsupported.add(exc.edge.name)
 
     def _output_path(self, i: int, edge: Edge, last: bool) -> Path:
         if last:
@@ -84,16 +89,18 @@ class Runner:
             out = self._output_path(i, edge, last)
             ctx = StepContext(target_format=edge.target, workdir=self.workdir, options=self.options)
             started = time.perf_counter()
+            unsupported = False
             try:
                 details = edge.run(current, out, ctx)
             except ConversionError as exc:
                 record.status, record.error = "failed", exc.message
+                unsupported = isinstance(exc, Unsupported)
             record.seconds = round(time.perf_counter() - started, 3)
             if record.status != "failed" and not out.exists():
                 record.status, record.error = "failed", "the step wrote no output"
             if record.status == "failed":
                 self.report.failed_steps.append(record)
-                raise _StepFailed(edge, record.error)
+                raise _StepFailed(edge, record.error, unsupported)
             record.details = dict(details or {})
             self.report.steps.append(record)
             # mlconvert wrote this file itself: it is trusted; it loads with the source's options.
