@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlconvert.edges import Edge, Requirement, StepContext, register_edge
+from mlconvert.edges import Edge, Requirement, StepContext, Tolerance, register_edge
 from mlconvert.edges._tf_sources import TF_SOURCES
 from mlconvert.errors import ConversionError, UsageError
 
@@ -167,6 +167,9 @@ def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
     return {"precision": got, "model_type": written.WhichOneof("Type")}
 
 
+# float16 keeps about three significant digits.
+FP16_TOLERANCE = Tolerance(atol=1e-2, rtol=1e-2, reason="--fp16: float16 compute keeps about 3 significant digits")
+
 _REQUIRES = (
     Requirement("tensorflow", "2.13", extra="tf"),
     Requirement("coremltools", "7.0", extra="coreml"),
@@ -184,5 +187,6 @@ for source, flavors in TF_SOURCES:
         requires=_REQUIRES,
         cost=1.5,  # heavier to import and run than tf2onnx
         fidelity="float32 (--fp16: float16 compute in an ML program)",
+        option_tolerances=(("fp16", FP16_TOLERANCE),),
         notes="the serving function as a concrete function; .mlpackage ML program, .mlmodel neural network",
     ))
