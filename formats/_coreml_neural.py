@@ -385,6 +385,21 @@ def _network_runner(spec, network):
             x = np.expand_dims(x, axis)
         return x
 
+    def unary(layer, x):
+        p = layer.unary
+        v = (p.scale or 1.0) * x + p.shift  # an unset scale means 1
+        ops = {0: lambda: np.sqrt(v), 1: lambda: 1 / np.sqrt(v + p.epsilon), 2: lambda: 1 / (v + p.epsilon),
+               3: lambda: np.power(v, p.alpha), 4: lambda: np.exp(v), 5: lambda: np.log(v + p.epsilon),
+               6: lambda: np.abs(v), 7: lambda: np.maximum(v, p.alpha)}
+        return ops[p.type]()
+
+    def reduce(name):
+        def run(layer, x):
+            p = getattr(layer, layer.WhichOneof("layer"))
+            axis = None if p.reduceAll else tuple(p.axes)
+            return getattr(np, name)(x, axis=axis, keepdims=p.keepDims)
+        return run
+
     def load_constant_nd(layer):
         p = layer.loadConstantND
         return _weights(p.data, tuple(p.shape))
@@ -404,7 +419,9 @@ def _network_runner(spec, network):
         "subtractBroadcastable": lambda layer, a, b: a - b,
         "multiplyBroadcastable": lambda layer, a, b: a * b,
         "divideBroadcastable": lambda layer, a, b: a / b,
-        "identity": lambda layer, x: x,
+        "identity": lambda layer, x: x, "unary": unary,
+        "reduceMean": reduce("mean"), "reduceSum": reduce("sum"), "reduceMax": reduce("max"),
+        "reduceMin": reduce("min"),
     }
     missing = [layer.WhichOneof("layer") for layer in network.layers if layer.WhichOneof("layer") not in handlers]
     missing += [f"activation {layer.activation.WhichOneof('NonlinearityType')}" for layer in network.layers
@@ -627,6 +644,24 @@ def _mil_expand_dims(x, axes, **_):
     return x
 
 
+def _mil_reduce(name):
+    def reduce(x, axes=None, keep_dims=False, **_):
+        np = _np()
+        axis = None if axes is None else tuple(int(a) for a in np.atleast_1d(axes))
+        return getattr(np, name)(x, axis=axis, keepdims=bool(keep_dims))
+    return reduce
+
+
+def _mil_layer_norm(x, axes, gamma=None, beta=None, epsilon=1e-5, **_):
+    np = _np()
+    axis = tuple(int(a) for a in np.atleast_1d(axes))
+    mean = x.mean(axis=axis, keepdims=True)
+    out = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=axis, keepdims=True) + float(epsilon))
+    if gamma is not None:
+        out = out * gamma
+    return out + beta if beta is not None else out
+
+
 def _np():
     import numpy as np
 
@@ -659,6 +694,16 @@ _MIL_OPS = {
     "silu": lambda x, **_: x / (1 + _np().exp(-x.astype("float64"))),
     "clip": lambda x, alpha, beta, **_: _np().clip(x, alpha, beta),
     "exp": lambda x, **_: _np().exp(x),
+    "sqrt": lambda x, **_: _np().sqrt(x),
+    "rsqrt": lambda x, epsilon=1e-12, **_: 1 / _np().sqrt(x + float(epsilon)),
+    "square": lambda x, **_: x * x,
+    "abs": lambda x, **_: _np().abs(x),
+    "pow": lambda x, y, **_: _np().power(x, y),
+    "reduce_mean": _mil_reduce("mean"),
+    "reduce_sum": _mil_reduce("sum"),
+    "reduce_max": _mil_reduce("max"),
+    "reduce_min": _mil_reduce("min"),
+    "layer_norm": _mil_layer_norm,
     "add": lambda x, y, **_: x + y,
     "sub": lambda x, y, **_: x - y,
     "mul": lambda x, y, **_: x * y,

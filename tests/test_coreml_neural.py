@@ -108,6 +108,25 @@ def test_keras_to_core_ml_is_verified_on_linux(fixtures, tmp_path, name, target,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("target", ["model.mlmodel", "model.mlpackage"])
+def test_layer_normalization_is_covered(keras_module, tmp_path, target):
+    """Keras' LayerNormalization becomes reductions, rsqrt and unary layers."""
+    from mlconvert import api
+
+    keras = keras_module
+    src = tmp_path / "norm.keras"
+    keras.Sequential([keras.Input((4,), name="x"), keras.layers.LayerNormalization(name="norm"),
+                      keras.layers.Dense(2, name="y")]).save(src)
+    assert api.convert(src, tmp_path / target).verification["status"] == "verified"
+
+
+@pytest.fixture
+def keras_module():
+    pytest.importorskip("tensorflow")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML runs only on macOS")
 def test_reference_evaluator_agrees_with_core_ml(fixtures, tmp_path):
     import coremltools as ct

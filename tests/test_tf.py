@@ -240,13 +240,13 @@ def test_to_mlmodel_neural_network(fixtures, tmp_path):
 
 
 def test_coreml_ops_the_evaluator_lacks_stay_unverified_and_strict_exits_8(cli, keras, tmp_path):
-    src = tmp_path / "norm.keras"
-    keras.Sequential([keras.Input((4,), name="x"), keras.layers.LayerNormalization(name="norm"),
+    src = tmp_path / "softsign.keras"
+    keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3, activation="softsign", name="h"),
                       keras.layers.Dense(2, name="y")]).save(src)
     out = tmp_path / "m.mlpackage"
     r = cli(src, out, "--strict", "--json")
     assert r.code == 8, r
-    assert "reference evaluator does not cover layer_norm" in " ".join(r.err.split())
+    assert "reference evaluator does not cover softsign" in " ".join(r.err.split())
     assert json.loads(r.out)["exit_code"] == 8
     assert not out.exists()
 
