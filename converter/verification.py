@@ -294,13 +294,13 @@ def run(source: Predictor, target: Predictor, X, inputs: str, atol: float, rtol:
 # --- between two model files ---
 
 
-def tolerance(edges, atol: float | None, rtol: float | None) -> tuple[float, float, str]:
-    """The tolerance to verify with: the largest an edge on the path declares (or the
-    default), unless --atol/--rtol say otherwise; and where it came from."""
-    declared = [e for e in edges if e.tolerance]
-    a = max([DEFAULT_ATOL] + [e.tolerance.atol for e in declared])
-    r = max([DEFAULT_RTOL] + [e.tolerance.rtol for e in declared])
-    source = "; ".join(f"{e.name}: {e.tolerance.reason}" for e in declared) or "default"
+def tolerance(edges, atol: float | None, rtol: float | None, options: dict | None = None) -> tuple[float, float, str]:
+    """The tolerance to verify with: the largest an edge on the path declares under these
+    options (or the default), unless --atol/--rtol say otherwise; and where it came from."""
+    declared = [(e.name, t) for e in edges if (t := e.tolerance_for(options or {}))]
+    a = max([DEFAULT_ATOL] + [t.atol for _, t in declared])
+    r = max([DEFAULT_RTOL] + [t.rtol for _, t in declared])
+    source = "; ".join(f"{name}: {t.reason}" for name, t in declared) or "default"
     if atol is not None or rtol is not None:
         source = "--atol/--rtol" + (f" (other from {source})" if atol is None or rtol is None else "")
     return (a if atol is None else atol), (r if rtol is None else rtol), source
@@ -321,7 +321,7 @@ def verify(source: Source, converted: Source, *, edges=(), sample=None, atol: fl
     """Run `source` and `converted` on the same inputs (the sample's, else synthetic ones)
     and compare their outputs."""
     options = dict(options or {})
-    a, r, how_tolerant = tolerance(edges, atol, rtol)
+    a, r, how_tolerant = tolerance(edges, atol, rtol, options)
 
     def unverified(reason: str) -> Verification:
         return Verification("unverified", reason=reason, atol=a, rtol=r, tolerance_source=how_tolerant)

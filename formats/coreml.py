@@ -5,10 +5,11 @@ sniff and describe read the wire format directly (formats._protobuf); coremltool
 is only needed to load or save. Field numbers follow coremltools'
 mlmodel/format/Model.proto and FeatureTypes.proto.
 
-Core ML runs only on macOS. Elsewhere verification checks a converted model
-structurally against the source (the spec loads with coremltools; input and output
-names, shapes and dtypes agree) and reports it unverified with what was checked;
-`--strict` turns that into exit 8.
+Core ML runs only on macOS. Elsewhere a converted model is first checked against the
+rules Core ML's compiler enforces and against the source's signature (names, ranks,
+flexible dimensions, dtypes), then run by mlconvert's own reference evaluator
+(formats/_coreml_neural.py) where it covers the model's ops; otherwise it is reported
+unverified naming the ops it could not run (`--strict` turns that into exit 8).
 """
 from __future__ import annotations
 
@@ -194,6 +195,9 @@ def _feature(value) -> dict:
         shape = [pb.signed64(v) for v in pb.varints(array.get(1))]
         if 21 in array or 31 in array:
             extra["flexible_shape"] = True
+        ranges = [pb.parse(r) for r in pb.parse(pb.first(array, 31, b"")).get(1, [])]
+        if shape and len(ranges) == len(shape):  # a dimension that may vary shows as None
+            shape = [None if pb.first(r, 1, 0) != pb.first(r, 2, 0) else d for d, r in zip(shape, ranges)]
     elif 6 in ftype:
         dictionary = pb.parse(pb.first(ftype, 6))
         key = "int64" if 1 in dictionary else "string"
@@ -472,15 +476,6 @@ _COMPATIBLE = {
 }
 
 
-def _same_dims(source: list | None, coreml: list | None) -> bool:
-    """Shapes agree past the batch dimension; unknown source dims accept anything."""
-    if not source or not coreml:
-        return True
-    if len(source) != len(coreml):
-        return False
-    return all(s is None or s == c for s, c in zip(source[1:], coreml[1:]))
-
-
 def _weights_dir(path: Path) -> str | None:
     weights = Path(path) / "Data" / "com.apple.CoreML" / "weights"
     return str(weights) if weights.is_dir() else None
@@ -488,7 +483,10 @@ def _weights_dir(path: Path) -> str | None:
 
 def structural_check(path: Path, reference) -> tuple[str, dict]:
     """What agrees between the Core ML model at `path` and the source's predictor
-    `reference`, and the model's description; raises ConversionError on a disagreement."""
+    `reference`, and the model's description; raises ConversionError when the spec breaks
+    a rule Core ML enforces or disagrees with the source."""
+    from mlconvert.formats._coreml_neural import validate
+
     ct = import_coremltools()
     try:
         spec = ct.utils.load_spec(str(path))
@@ -510,17 +508,16 @@ def structural_check(path: Path, reference) -> tuple[str, dict]:
             continue
         for w in want:
             g = got[w["name"]]
-            if g.get("type") == "multiArray":
-                if not _same_dims(w.get("shape"), g.get("shape")):
-                    problems.append(f"{kind} {w['name']} has shape {g.get('shape')}, the source {w.get('shape')}")
-                if g.get("dtype") not in _COMPATIBLE.get(str(w.get("dtype")), {str(w.get("dtype"))}):
-                    problems.append(f"{kind} {w['name']} is {g.get('dtype')}, the source {w.get('dtype')}")
+            if g.get("type") == "multiArray" and g.get("dtype") not in _COMPATIBLE.get(str(w.get("dtype")),
+                                                                                     {str(w.get("dtype"))}):
+                problems.append(f"{kind} {w['name']} is {g.get('dtype')}, the source {w.get('dtype')}")
         checked.append(f"{len(want)} {kind}(s) {', '.join(w['name'] for w in want)}")
+    problems += validate(spec, want_in, want_out)
     if problems:
-        raise ConversionError("the converted Core ML model does not match the source: " + "; ".join(problems),
-                              hint="this is a converter bug; please report it with the input file")
+        raise ConversionError("the converted Core ML model is not valid or does not match the source: "
+                              + "; ".join(problems), hint="this is a converter bug; please report it with the input file")
     kind = spec.WhichOneof("Type")
-    return f"spec loads ({kind}), " + ("; ".join(checked) + " match by name, shape and dtype" if checked
+    return f"spec valid ({kind}), " + ("; ".join(checked) + " match by name, rank, shape and dtype" if checked
                                        else "no source signature to compare with"), description
 
 
@@ -557,15 +554,44 @@ def _macos_predictor(path: Path, description: dict):
     return CoreMLPredictor()
 
 
+def _reference_predictor(path: Path, description: dict, run, kind: str):
+    """A predictor that runs the spec with mlconvert's reference evaluator."""
+    from mlconvert.predict import Predictor, named_inputs
+
+    specs = [{"name": f["name"], "dtype": "float32" if f["dtype"] in ("float64", "float16") else f["dtype"],
+              "shape": f.get("shape")} for f in description.get("inputs", [])]
+
+    class ReferencePredictor(Predictor):
+        def input_specs(self):
+            return [dict(s) for s in specs]
+
+        def predict(self, X):
+            return run(named_inputs(X, specs))
+
+    predictor = ReferencePredictor()
+    predictor.kind = kind
+    return predictor
+
+
 def predictor(source, options: dict):
-    """Runs on macOS; elsewhere a structural check against options["reference"], then CannotRun."""
+    """On macOS, Core ML itself. Elsewhere, after a structural check against
+    options["reference"], mlconvert's reference evaluator for the neural-network layers
+    and ML-program operations it covers; CannotRun naming the rest."""
+    from mlconvert.formats import _coreml_neural
     from mlconvert.predict import CannotRun
 
     path = source.path
     checked, description = structural_check(path, options.get("reference"))
-    if platform.system() != "Darwin":
-        raise CannotRun(f"no Core ML runtime on this platform; structural check passed: {checked}")
-    return _macos_predictor(path, description)
+    if platform.system() == "Darwin":
+        return _macos_predictor(path, description)
+    spec = import_coremltools().utils.load_spec(str(path))
+    package = Path(path) if Path(path).is_dir() else None
+    try:
+        run = _coreml_neural.evaluator(spec, package)
+    except _coreml_neural.Uncovered as exc:
+        raise CannotRun(f"no Core ML runtime on this platform, and mlconvert's reference evaluator does not cover "
+                        f"{exc}; structural check passed: {checked}") from exc
+    return _reference_predictor(path, description, run, "neural-network")
 
 
 register_format(

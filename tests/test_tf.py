@@ -193,13 +193,13 @@ def coreml_spec(path):
 @pytest.mark.parametrize("name,edge", [("keras_dense_iris.h5", "coremltools-keras-h5"),
                                        ("keras_two_inputs.keras", "coremltools-keras"),
                                        ("keras_dense_iris_savedmodel", "coremltools-savedmodel")])
-def test_to_mlpackage_float32_unverified_after_structural_check(fixtures, tmp_path, name, edge):
+def test_to_mlpackage_float32_verified_by_the_reference_evaluator(fixtures, tmp_path, name, edge):
     out = tmp_path / "model.mlpackage"
     report = api.convert(fixtures / name, out)
     assert [s.edge for s in report.steps] == [edge]
     v = report.verification
-    assert v["status"] == "unverified"
-    assert v["reason"].startswith("no Core ML runtime on this platform; structural check passed: spec loads (mlProgram)")
+    assert v["status"] == "verified", v
+    assert max(o["max_abs"] for o in v["outputs"]) < 1e-5
     assert out.is_dir() and report.written
     spec, prec = coreml_spec(out)
     assert spec.WhichOneof("Type") == "mlProgram" and prec == "float32"
@@ -213,7 +213,7 @@ def test_to_mlpackage_float32_unverified_after_structural_check(fixtures, tmp_pa
 def test_fp16_only_when_asked(fixtures, tmp_path):
     out = tmp_path / "half.mlpackage"
     report = api.convert(fixtures / "keras_cnn.keras", out, fp16=True)
-    assert report.verification["status"] == "unverified"
+    assert report.verification["status"] == "verified"
     assert coreml_spec(out)[1] == "float16"
     out32 = tmp_path / "full.mlpackage"
     api.convert(fixtures / "keras_cnn.keras", out32)
@@ -229,17 +229,24 @@ def test_fp16_only_when_asked(fixtures, tmp_path):
 def test_to_mlmodel_neural_network(fixtures, tmp_path):
     out = tmp_path / "model.mlmodel"
     report = api.convert(fixtures / "keras_cnn.keras", out)
-    assert "spec loads (neuralNetwork)" in report.verification["reason"]
+    assert report.verification["status"] == "verified"
     spec, prec = coreml_spec(out)
     assert spec.WhichOneof("Type") == "neuralNetwork" and prec == "float32"
     assert [f.name for f in spec.description.output] == ["label_probs"]
+    # The layer that computes the output writes it under the interface's name, and the
+    # output keeps the source's flexible batch.
+    assert list(spec.neuralNetwork.layers[-1].output) == ["label_probs"]
+    assert api.inspect(out).to_dict()["outputs"][0]["shape"] == [None, 2]
 
 
-def test_coreml_strict_exits_8(cli, fixtures, tmp_path):
+def test_coreml_ops_the_evaluator_lacks_stay_unverified_and_strict_exits_8(cli, keras, tmp_path):
+    src = tmp_path / "softsign.keras"
+    keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3, activation="softsign", name="h"),
+                      keras.layers.Dense(2, name="y")]).save(src)
     out = tmp_path / "m.mlpackage"
-    r = cli(fixtures / "keras_dense_iris.keras", out, "--strict", "--json")
+    r = cli(src, out, "--strict", "--json")
     assert r.code == 8, r
-    assert "no Core ML runtime on this platform; structural check passed" in r.err
+    assert "reference evaluator does not cover softsign" in " ".join(r.err.split())
     assert json.loads(r.out)["exit_code"] == 8
     assert not out.exists()
 

@@ -86,6 +86,9 @@ class Edge:
     cost: float = 1.0
     fidelity: str = "lossless"
     tolerance: Tolerance | None = None
+    # Looser tolerances for options that ask for lower precision, checked in order,
+    # e.g. (("fp16", Tolerance(1e-2, 1e-2, "float16 compute")),).
+    option_tolerances: tuple[tuple[str, Tolerance], ...] = ()
     notes: str = ""
     # What most likely explains a verification mismatch after this edge, unless the
     # named option was given (e.g. ("double", "--double keeps float64")).
@@ -94,6 +97,13 @@ class Edge:
     def unavailable_reason(self) -> str | None:
         problems = [p for p in (r.problem() for r in self.requires) if p]
         return "; ".join(problems) or None
+
+    def tolerance_for(self, options: dict) -> Tolerance | None:
+        """The tolerance this step declares under these conversion options."""
+        for option, tolerance in self.option_tolerances:
+            if options.get(option):
+                return tolerance
+        return self.tolerance
 
     def accepts(self, flavor: str) -> bool:
         return flavor in self.flavors

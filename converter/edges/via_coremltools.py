@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlconvert.edges import Edge, Requirement, StepContext, register_edge
+from mlconvert.edges import Edge, Requirement, StepContext, Tolerance, register_edge
 from mlconvert.edges._tf_sources import TF_SOURCES
 from mlconvert.errors import ConversionError, UsageError
 
@@ -77,6 +77,36 @@ def precision(spec) -> str:
     return "float32"
 
 
+def _rename_output(ct, spec, old: str, new: str) -> None:
+    """Rename an output everywhere. coremltools' rename_feature renames a neural network's
+    interface but not the layer writing it, which Core ML then refuses to compile."""
+    ct.utils.rename_feature(spec, old, new, rename_inputs=False, rename_outputs=True)
+    kind = spec.WhichOneof("Type")
+    if kind in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
+        for layer in getattr(spec, kind).layers:
+            for names in (layer.input, layer.output):
+                for i, name in enumerate(names):
+                    if name == old:
+                        names[i] = new
+
+
+def _declare_output_shapes(spec, output_specs: list[dict]) -> None:
+    """Give a neural network's multi-array outputs the source's shape, its free dimensions
+    (the batch) flexible: coremltools leaves the shape empty. (An ML program's outputs
+    take their types from the program.)"""
+    by_name = {o["name"]: o for o in output_specs}
+    for out in spec.description.output:
+        source = by_name.get(out.name, {}).get("shape")
+        if out.type.WhichOneof("Type") != "multiArrayType" or not source or out.type.multiArrayType.shape:
+            continue
+        array = out.type.multiArrayType
+        array.shape.extend(d if isinstance(d, int) else 1 for d in source)
+        if any(not isinstance(d, int) for d in source):
+            for d in source:
+                size = array.shapeRange.sizeRanges.add()
+                size.lowerBound, size.upperBound = (d, d) if isinstance(d, int) else (1, -1)
+
+
 def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
     from mlconvert.formats import _tensorflow
     from mlconvert.formats.coreml import import_coremltools
@@ -106,13 +136,16 @@ def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
         raise ConversionError(f"coremltools cannot convert this model: {type(exc).__name__}: {first}",
                               hint="Core ML supports a subset of TensorFlow ops; see the message for the one that failed"
                               ) from exc
-    # The graph's outputs are Identity tensors: give them the model's output names.
+    # The graph's outputs are Identity tensors: give them the model's output names, in the
+    # interface and in the layer or operation that produces them.
     spec = mlmodel.get_spec()
     graph_names = serving.output_map()
     for out in list(spec.description.output):
         new = graph_names.get(out.name)
         if new and new != out.name:
-            ct.utils.rename_feature(spec, out.name, new, rename_inputs=False, rename_outputs=True)
+            _rename_output(ct, spec, out.name, new)
+    if not package:
+        _declare_output_shapes(spec, serving.output_specs)
     # Same input, same bytes: no conversion date in the output.
     spec.description.metadata.userDefined.pop("com.github.apple.coremltools.conversion_date", None)
     mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir if package else None,
@@ -121,12 +154,21 @@ def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
         mlmodel.short_description = "converted by mlconvert"
     mlmodel.save(str(dst))
     written = ct.utils.load_spec(str(dst))
+    from mlconvert.formats._coreml_neural import validate
+
+    problems = validate(written, serving.inputs, serving.output_specs)
+    if problems:
+        raise ConversionError("coremltools wrote an invalid Core ML model: " + "; ".join(problems),
+                              hint="Core ML would refuse to compile it; the output was not written")
     got, wanted = precision(written), ("float16" if fp16 else "float32")
     if got != wanted:
         raise ConversionError(f"coremltools wrote a {got} model where {wanted} was asked for",
                               hint="this is a coremltools bug; the output was not written")
     return {"precision": got, "model_type": written.WhichOneof("Type")}
 
+
+# float16 keeps about three significant digits.
+FP16_TOLERANCE = Tolerance(atol=1e-2, rtol=1e-2, reason="--fp16: float16 compute keeps about 3 significant digits")
 
 _REQUIRES = (
     Requirement("tensorflow", "2.13", extra="tf"),
@@ -145,5 +187,6 @@ for source, flavors in TF_SOURCES:
         requires=_REQUIRES,
         cost=1.5,  # heavier to import and run than tf2onnx
         fidelity="float32 (--fp16: float16 compute in an ML program)",
+        option_tolerances=(("fp16", FP16_TOLERANCE),),
         notes="the serving function as a concrete function; .mlpackage ML program, .mlmodel neural network",
     ))
