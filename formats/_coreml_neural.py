@@ -372,6 +372,13 @@ def _network_runner(spec, network):
         target = [int(d) for d in layer.reshapeStatic.targetShape]
         return x.reshape(target)
 
+    def flatten(layer, x):
+        """[..., C, H, W] -> [..., C*H*W, 1, 1], channel-first or channel-last order."""
+        v = x if x.ndim >= 3 else x.reshape(x.shape + (1,) * (3 - x.ndim))
+        if layer.flatten.mode == 1:  # CHANNEL_LAST
+            v = np.moveaxis(v, -3, -1)
+        return v.reshape(v.shape[:-3] + (-1, 1, 1))
+
     def flatten_to_2d(layer, x):
         axis = layer.flattenTo2D.axis % x.ndim if x.ndim else 0
         return x.reshape(int(np.prod(x.shape[:axis])), -1)
@@ -411,7 +418,7 @@ def _network_runner(spec, network):
         "softmax": lambda layer, x: _softmax(x, -3 if x.ndim >= 3 else -1),
         "softmaxND": lambda layer, x: _softmax(x, layer.softmaxND.axis),
         "transpose": lambda layer, x: np.transpose(x, list(layer.transpose.axes)),
-        "reshapeStatic": reshape_static, "flattenTo2D": flatten_to_2d, "squeeze": squeeze,
+        "reshapeStatic": reshape_static, "flatten": flatten, "flattenTo2D": flatten_to_2d, "squeeze": squeeze,
         "expandDims": expand_dims, "loadConstantND": load_constant_nd,
         "concatND": lambda layer, *xs: np.concatenate(xs, axis=layer.concatND.axis),
         "concat": lambda layer, *xs: np.concatenate(xs, axis=-3 if xs[0].ndim >= 3 else -1),
