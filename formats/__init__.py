@@ -65,6 +65,9 @@ class Format:
     - predictor(source, options) -> mlconvert.predict.Predictor: how verification runs
       a model of this format; `source` is a Source (its .path, its lazily .model).
     - stamp(path, entries): writes provenance {key: value} into a file of this format.
+    - probe(path): loads the file with its native library and uses it as a conversion
+      would; run in a limited child process before a user's file is loaded in process
+      (mlconvert.isolation). `native` names that library in messages.
     """
 
     id: str
@@ -80,6 +83,8 @@ class Format:
     layout: Layout = "file"  # a model stored as a file, a folder (SavedModel), or either (Core ML)
     family: str = ""  # which extra provides its library: classic, tf, coreml, pmml
     notes: str = ""
+    probe: Callable[[Path], Any] | None = None
+    native: str = ""
 
     @property
     def directory(self) -> bool:
@@ -130,6 +135,8 @@ def _check(fmt: Format) -> None:
         problems.append("a format with a predictor needs a load")
     if fmt.stamp is not None and not _takes(fmt.stamp, Path("."), {}):
         problems.append("stamp must take (path, entries)")
+    if fmt.probe is not None and not _takes(fmt.probe, Path(".")):
+        problems.append("probe must take (path)")
     if problems:
         raise TypeError(f"format {fmt.id!r} breaks the Format contract: " + "; ".join(problems))
 
@@ -344,12 +351,15 @@ class Source:
         self._description = description
         self._sha256: str | None = None
         self._loaded: Loaded | None = None
+        self.isolate = False  # probe the file in a child before loading it (set for files from outside)
 
     @classmethod
     def open(cls, path: Path, declared: str | None = None, *, trust: bool = False,
              options: dict | None = None) -> Source:
         """The file at `path`, its format detected (or `declared`)."""
-        return cls(path, detect(Path(path), declared), trust=trust, options=options)
+        source = cls(path, detect(Path(path), declared), trust=trust, options=options)
+        source.isolate = True
+        return source
 
     @property
     def description(self) -> dict:
@@ -380,6 +390,9 @@ class Source:
             if self.format.load is None:
                 raise UsageError(f"mlconvert cannot load {self.format.title} models",
                                  hint="`mlconvert formats` shows what each format supports")
+            from mlconvert import isolation
+
+            isolation.preflight(self)
             result = self.format.load(self.path, trust=self.trust, **self.options)
             self._loaded = result if isinstance(result, Loaded) else Loaded(result)
         return self._loaded.model

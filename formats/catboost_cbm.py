@@ -226,6 +226,13 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
     model.save_model(str(path))
 
 
+def probe(path: Path) -> None:
+    """CatBoost's own load of the file, for a child process to try first."""
+    model = load(path)
+    loss_function(model)
+    model.get_metadata()
+
+
 def predictor(source, options: dict):
     from mlconvert.formats._sklearn_api import EstimatorPredictor
 
@@ -245,5 +252,7 @@ register_format(
         stamp=stamp,
         runtime="catboost",
         family="classic",
+        probe=probe,
+        native="CatBoost",
     )
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mlconvert import probe
 from mlconvert.errors import InputError
 from mlconvert.formats import Format, register_format
 from mlconvert.formats._keras_config import describe_from_config
@@ -127,21 +128,29 @@ def describe(path: Path) -> dict:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path and permissions") from exc
     if not sniff(head, path):
         raise InputError(f"{path} is not an HDF5 file (no HDF5 signature at its start)", hint=_HINT_CORRUPT)
-    try:
-        import h5py
-    except ImportError:
+    if not probe.has_module("h5py"):
         return {
             "flavor": "keras",
             "kind": "neural-network",
             "details": {},
             "warnings": ["h5py is not installed, so the layers inside were not read; pip install h5py for details"],
         }
+    from mlconvert import isolation
+
+    # The HDF5 library parses the file in C: a corrupt file can hang or crash it, so it
+    # reads the file in a limited child process.
+    return isolation.run("HDF5 (h5py)", read_h5, path, isolation.Limits.for_file(path).scaled(cpu=0.25))
+
+
+def read_h5(path: Path) -> dict:
+    """The description, read with h5py."""
+    import h5py
+
     try:
         return _describe_h5(h5py, path)
     except InputError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        # h5py reports truncation as OSError ("truncated file: eof = ...").
+    except Exception as exc:  # h5py reports truncation as OSError ("truncated file: eof = ..."), and worse
         raise InputError(f"{path} is not a readable HDF5 model: {exc}", hint=_HINT_CORRUPT) from exc
 
 

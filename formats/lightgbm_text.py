@@ -160,6 +160,15 @@ def predictor(source, options: dict) -> Predictor:
     return LightGBMPredictor(source.model)
 
 
+def probe(path: Path) -> None:
+    """What a conversion asks of LightGBM (load, dump, predict), for a child process to try first."""
+    import numpy as np
+
+    booster_predictor = LightGBMPredictor(load(path))
+    booster_predictor.predict(np.zeros((2, booster_predictor.n_features)))
+    booster_predictor.thresholds()
+
+
 register_format(
     Format(
         id="lightgbm",
@@ -172,5 +181,7 @@ register_format(
         predictor=predictor,
         runtime="lightgbm",
         family="classic",
+        probe=probe,
+        native="LightGBM",
     )
 )

@@ -273,6 +273,15 @@ def predictor(source, options: dict) -> Predictor:
     return XGBoosterPredictor(source.model)
 
 
+def probe(path: Path) -> None:
+    """What a conversion asks of XGBoost (load, config, dump, predict), for a child process to try first."""
+    import numpy as np
+
+    booster_predictor = XGBoosterPredictor(load(path))
+    booster_predictor.predict(np.zeros((2, booster_predictor.n_features)))
+    booster_predictor.thresholds()
+
+
 register_format(
     Format(
         id="xgboost",
@@ -286,6 +295,8 @@ register_format(
         stamp=stamp,
         runtime="xgboost",
         family="classic",
+        probe=probe,
+        native="XGBoost",
         notes="JSON, UBJSON (.ubj) or legacy binary; the extension of the output picks JSON or UBJSON",
     )
 )
