@@ -170,6 +170,8 @@ def _flush_c_stdio() -> None:
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 and C1 control characters but newline and tab: escape sequences, bells, carriage returns."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""What Python makes of bytes in a file name that are not UTF-8: no terminal can show them."""
 
 
 def plain(text) -> str:
@@ -178,8 +180,7 @@ def plain(text) -> str:
     terminal's escape sequences) are dropped. Undecodable bytes in a name become U+FFFD."""
     from rich.markup import escape
 
-    text = str(text).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    return escape(_CONTROL.sub("", text))
+    return escape(_CONTROL.sub("", _SURROGATE.sub("\ufffd", str(text))))
 
 
 def _num(x) -> str:

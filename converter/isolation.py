@@ -38,18 +38,35 @@ class Limits:
 
     @classmethod
     def for_file(cls, path: Path) -> Limits:
-        """Larger files get more time and memory: 10 s of CPU and 50 MB per MB of file."""
+        """Larger files get more time and memory: 10 s of CPU and 50 MB per MB of file.
+        MLCONVERT_ISOLATION_SECONDS (CPU seconds; wall time is three times that) and
+        MLCONVERT_ISOLATION_MEMORY_MB set them outright."""
         try:
             mb = os.stat(path).st_size / 1e6
         except OSError:
             mb = 0.0
-        return cls(memory_mb=max(cls.memory_mb, int(50 * mb)), cpu_seconds=max(cls.cpu_seconds, int(10 * mb)),
-                   wall_seconds=max(cls.wall_seconds, 15.0 * mb))
+        limits = cls(memory_mb=max(cls.memory_mb, int(50 * mb)), cpu_seconds=max(cls.cpu_seconds, int(10 * mb)),
+                     wall_seconds=max(cls.wall_seconds, 15.0 * mb))
+        seconds = _env_int("MLCONVERT_ISOLATION_SECONDS")
+        memory = _env_int("MLCONVERT_ISOLATION_MEMORY_MB")
+        if seconds:
+            limits = Limits(limits.memory_mb, seconds, 3.0 * seconds)
+        if memory:
+            limits = Limits(memory, limits.cpu_seconds, limits.wall_seconds)
+        return limits
 
 
     def scaled(self, cpu: float = 1.0) -> Limits:
         """The same limits with a fraction of the time, for work lighter than a full load."""
-        return Limits(self.memory_mb, max(5, int(self.cpu_seconds * cpu)), max(15.0, self.wall_seconds * cpu))
+        return Limits(self.memory_mb, max(1, int(self.cpu_seconds * cpu)), max(3.0, self.wall_seconds * cpu))
+
+
+def _env_int(name: str) -> int | None:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def enabled() -> bool:

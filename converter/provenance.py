@@ -3,6 +3,7 @@ how it was checked. No timestamps or random names, so the same input gives the s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 PREFIX = "mlconvert."
@@ -22,7 +23,7 @@ def record(report, version: str) -> dict[str, str]:
 
 def text(value: str) -> str:
     """A name as UTF-8 can store it: bytes of a file name that are not UTF-8 become U+FFFD."""
-    return str(value).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return re.sub("[\ud800-\udfff]", "\ufffd", str(value))
 
 
 def entries(report, version: str) -> dict[str, str]:

@@ -226,7 +226,7 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
     model.save_model(str(path))
 
 
-def probe(path: Path) -> None:
+def probe_load(path: Path) -> None:
     """CatBoost's own load of the file, for a child process to try first."""
     model = load(path)
     loss_function(model)
@@ -252,7 +252,7 @@ register_format(
         stamp=stamp,
         runtime="catboost",
         family="classic",
-        probe=probe,
+        probe=probe_load,
         native="CatBoost",
     )
 )

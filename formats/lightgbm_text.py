@@ -160,7 +160,7 @@ def predictor(source, options: dict) -> Predictor:
     return LightGBMPredictor(source.model)
 
 
-def probe(path: Path) -> None:
+def probe_load(path: Path) -> None:
     """What a conversion asks of LightGBM (load, dump, predict), for a child process to try first."""
     import numpy as np
 
@@ -181,7 +181,7 @@ register_format(
         predictor=predictor,
         runtime="lightgbm",
         family="classic",
-        probe=probe,
+        probe=probe_load,
         native="LightGBM",
     )
 )

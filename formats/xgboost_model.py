@@ -273,7 +273,7 @@ def predictor(source, options: dict) -> Predictor:
     return XGBoosterPredictor(source.model)
 
 
-def probe(path: Path) -> None:
+def probe_load(path: Path) -> None:
     """What a conversion asks of XGBoost (load, config, dump, predict), for a child process to try first."""
     import numpy as np
 
@@ -295,7 +295,7 @@ register_format(
         stamp=stamp,
         runtime="xgboost",
         family="classic",
-        probe=probe,
+        probe=probe_load,
         native="XGBoost",
         notes="JSON, UBJSON (.ubj) or legacy binary; the extension of the output picks JSON or UBJSON",
     )
