@@ -182,6 +182,7 @@ def scratch_dir(dst: Path) -> Iterator[Path]:
     atomic), removed afterwards. What killed runs left beside `dst` is cleaned up first."""
     dst = Path(dst)
     check_target(dst)
+    created = [p for p in (dst.parent, *dst.parent.parents) if not p.exists()]  # made here, removed on failure
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         recover(dst)
@@ -191,6 +192,12 @@ def scratch_dir(dst: Path) -> Iterator[Path]:
                          hint="choose an output path in a folder you can write to") from exc
     try:
         yield workdir
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        for folder in created:  # deepest first; a folder something else wrote into stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -41,7 +41,9 @@ class Reader:
         return m
 
     def scalar(self, m: bytes):
-        fmt = SCALARS[m]
+        fmt = SCALARS.get(m)
+        if fmt is None:
+            raise ValueError(f"unknown UBJSON type marker {m!r} at byte {self.pos - 1}")
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
     def integer(self) -> int:

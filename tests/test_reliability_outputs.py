@@ -147,6 +147,16 @@ def test_outputs_never_replace_special_files(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+def test_a_failed_conversion_removes_the_folders_it_made(fixtures, tmp_path):
+    from mlconvert import api
+    from mlconvert.errors import VerificationError
+
+    with pytest.raises(VerificationError):
+        api.convert(fixtures / "sklearn_rf_iris.pkl", tmp_path / "a" / "b" / "m.onnx", atol=0, rtol=0,
+                    sample=None, to_format="onnx", double=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_long_target_names_fit_the_names_beside_them(tmp_path):
     dst = tmp_path / ("b" * 250 + ".onnx")
     with outputs.scratch_dir(dst) as work:
