@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +74,6 @@ def enabled() -> bool:
     return os.environ.get("MLCONVERT_ISOLATION", "1") != "0"
 
 
-class _Failed(Exception):
-    """The child ended without a result: crashed, killed, out of memory or out of time."""
-
-
 def call(library: str, function: str, path: Path, limits: Limits | None = None):
     """`function(path)` ('module:name') run in a limited child process; its JSON result.
 
@@ -86,17 +83,15 @@ def call(library: str, function: str, path: Path, limits: Limits | None = None):
     """
     path = Path(path)
     limits = limits or Limits.for_file(path)
-    read_end, write_end = os.pipe()
-    command = [sys.executable, "-m", "mlconvert.isolation", function, os.fspath(path), str(write_end),
-               str(limits.memory_mb), str(limits.cpu_seconds)]
-    try:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, pass_fds=(write_end,), start_new_session=True)
-    finally:
-        os.close(write_end)
-    with open(read_end, "rb") as pipe:
+    # The result and the library's chatter go to unnamed temporary files, not pipes: a large
+    # result cannot block the child, and only the end of what it printed is ever read back.
+    with tempfile.TemporaryFile() as result, tempfile.TemporaryFile() as chatter:
+        command = [sys.executable, "-m", "mlconvert.isolation", function, os.fspath(path), str(result.fileno()),
+                   str(limits.memory_mb), str(limits.cpu_seconds)]
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=chatter,
+                                 pass_fds=(result.fileno(),), start_new_session=True)
         try:
-            _, stderr = child.communicate(timeout=limits.wall_seconds)
+            child.wait(timeout=limits.wall_seconds)
         except subprocess.TimeoutExpired:
             _kill(child)
             raise InputError(
@@ -104,7 +99,10 @@ def call(library: str, function: str, path: Path, limits: Limits | None = None):
                 "the file is corrupt or was made by an incompatible version",
                 hint="if the file is a genuine, very large model, MLCONVERT_ISOLATION=0 skips this check "
                      "(see SECURITY.md)") from None
-        payload = pipe.read()
+        result.seek(0)
+        payload = result.read()
+        chatter.seek(max(0, chatter.seek(0, os.SEEK_END) - 4096))
+        stderr = chatter.read()
     return _outcome(library, path, limits, child.returncode, payload, stderr)
 
 
@@ -210,10 +208,13 @@ def _child(argv: list[str]) -> int:
     _limit(int(memory_mb), int(cpu_seconds))
     for name in _UNNEEDED:
         sys.modules.setdefault(name, None)  # import now raises ImportError
-    with open(int(fd), "w", encoding="utf-8") as out:
+    with open(int(fd), "w", encoding="utf-8", closefd=True) as out:
         try:
             module, name = function.split(":")
-            value = getattr(importlib.import_module(module), name)(Path(path))
+            target = importlib.import_module(module)
+            for part in name.split("."):
+                target = getattr(target, part)
+            value = target(Path(path))
             message = {"value": value}
         except MlconvertError as exc:
             message = {"error": {"class": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
