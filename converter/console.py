@@ -218,8 +218,9 @@ def conversion(console, report: dict) -> None:
     console.print(f"[bold]{plain(src['path'])}[/] → [bold]{plain(dst['path'])}[/]")
     console.print(f"  input    {src['format']} ({plain(src['flavor'])}){plain(producer)}")
     for i, rec in enumerate(report["steps"], 1):
-        console.print(f"  step {i}   {plain(rec['edge'])} [dim]({plain(rec['library'])} {plain(rec['version'] or '?')})[/] "
-                      f"{plain(rec['from'])} → {plain(rec['to'])}  {rec['seconds']:.2f} s  [dim]{plain(rec['fidelity'])}[/]")
+        library = plain(f"{rec['library']} {rec['version'] or '?'}")
+        console.print(f"  step {i}   {plain(rec['edge'])} [dim]({library})[/] {plain(rec['from'])} → {plain(rec['to'])}  "
+                      f"{rec['seconds']:.2f} s  [dim]{plain(rec['fidelity'])}[/]")
     if report.get("verification"):
         console.print(f"  verify   {verification_text(report['verification'])}")
     if report.get("written"):
