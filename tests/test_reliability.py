@@ -78,6 +78,7 @@ def test_lightgbm_crash_in_the_probe_child_is_an_input_error(name, signal_name, 
     assert fmt.probe is not None
 
 
+@pytest.mark.slow
 def test_lightgbm_abort_during_convert_is_exit_3_and_leaves_nothing(tmp_path):
     src = repro("CLI-0018-240019-lightgbm.txt", tmp_path)
     out = tmp_path / "out"
@@ -86,6 +87,7 @@ def test_lightgbm_abort_during_convert_is_exit_3_and_leaves_nothing(tmp_path):
     assert leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_lightgbm_segfault_during_convert_is_exit_3_and_leaves_nothing(tmp_path):
     src = repro("CLI-0161-603cac-lightgbm.txt", tmp_path)
     out = tmp_path / "out"
@@ -94,6 +96,7 @@ def test_lightgbm_segfault_during_convert_is_exit_3_and_leaves_nothing(tmp_path)
     assert leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_lightgbm_hang_is_stopped_by_the_cpu_limit(tmp_path):
     """LightGBM loops forever on this file; the child's CPU-time limit ends it (a limit in
     CPU seconds, so the outcome does not depend on how busy the machine is)."""
@@ -105,6 +108,7 @@ def test_lightgbm_hang_is_stopped_by_the_cpu_limit(tmp_path):
     assert leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_xgboost_ubj_that_crashes_xgboost_is_exit_3(tmp_path):
     """A few bytes overwritten in a real .ubj: `inspect` reads it statically (exit 0);
     converting probes XGBoost in a child, which segfaults: exit 3, nothing left."""
@@ -116,6 +120,7 @@ def test_xgboost_ubj_that_crashes_xgboost_is_exit_3(tmp_path):
     assert leftovers(out) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["CRASH-3e0bd1aa-catboost.cbm", "CRASH-79a06fb0-catboost.cbm"])
 def test_catboost_inspect_is_static_and_conversion_probes_first(name, tmp_path):
     """`inspect` reads the flatbuffer itself (CatBoost's parser segfaulted on the first
@@ -135,13 +140,15 @@ def test_catboost_inspect_is_static_and_conversion_probes_first(name, tmp_path):
     assert leftovers(out, "m.onnx") == []
 
 
-def test_catboost_static_describe_matches_catboost(fixtures, realworld):
-    """What the flatbuffer reader finds is what CatBoost itself reports."""
+def test_catboost_static_describe_matches_catboost(fixtures):
+    """What the flatbuffer reader finds is what CatBoost itself reports (fixtures, and the
+    real-world CatBoost files when they are beside this checkout)."""
     pytest.importorskip("catboost")
+    from conftest import REALWORLD
     from mlconvert.formats import catboost_cbm
 
     files = [fixtures / "catboost_classifier_iris.cbm", fixtures / "catboost_regressor_diabetes.cbm"]
-    files += sorted((realworld / "catboost").glob("*.cbm")) if (realworld / "catboost").is_dir() else []
+    files += sorted((REALWORLD / "catboost").glob("*.cbm"))
     for path in files:
         static = catboost_cbm.describe(path)
         model = catboost_cbm.load(path)
@@ -155,6 +162,7 @@ def test_catboost_static_describe_matches_catboost(fixtures, realworld):
             assert static["n_classes"] == len(classes), path
 
 
+@pytest.mark.slow
 def test_h5_that_hangs_hdf5_is_stopped(tmp_path):
     src = repro("HANG-6e6ce614-keras-h5.h5", tmp_path)
     result = run_cli_subprocess("inspect", src, env={"MLCONVERT_ISOLATION_SECONDS": "8"})

@@ -186,6 +186,7 @@ def test_onnx_opset_imports_are_written_in_one_order(tmp_path):
     assert [o.domain for o in onnx.load(str(tmp_path / "a.onnx")).opset_import] == ["", "ai.onnx.ml"]
 
 
+@pytest.mark.slow
 def test_lightgbm_to_onnx_is_byte_identical_across_processes(fixtures, tmp_path):
     """Separate interpreters with different hash seeds (which reorder sets) give the same bytes."""
     from conftest import run_cli_subprocess
