@@ -303,6 +303,16 @@ def test_a_special_file_at_the_output_is_never_replaced(fixtures, tmp_path, cli)
     assert leftovers(tmp_path, "out.onnx") == []
 
 
+def test_a_private_device_node_at_the_output_stays(fixtures, tmp_path, cli):
+    out = tmp_path / "null.onnx"
+    try:
+        os.mknod(out, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a copy of /dev/null
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    assert_clean_failure(cli(fixtures / "sklearn_logreg_iris.pkl", out, "-q"), 2, "is a character device")
+    assert stat.S_ISCHR(os.lstat(out).st_mode)
+
+
 def test_dev_null_as_output_is_refused(fixtures, cli):
     result = cli(fixtures / "sklearn_logreg_iris.pkl", "/dev/null", "--to", "onnx")
     assert_clean_failure(result, 2, "/dev/null is a character device")
