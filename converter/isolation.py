@@ -74,12 +74,15 @@ def enabled() -> bool:
     return os.environ.get("MLCONVERT_ISOLATION", "1") != "0"
 
 
-def call(library: str, function: str, path: Path, limits: Limits | None = None):
+def call(library: str, function: str, path: Path, limits: Limits | None = None, lean: bool = True):
     """`function(path)` ('module:name') run in a limited child process; its JSON result.
 
     An MlconvertError raised in the child is raised here; a crash, hang or exhausted limit
-    is an InputError naming `library`. Any other exception in the child is returned as
-    None: the library refused the file in an orderly way, and the in-process call reports it.
+    is an InputError naming `library`, and so is any other exception: what failed in the
+    child would fail here too, or worse (under the child's memory limit a corrupt size
+    fails to allocate; here it might be allocated and read past). An ImportError (a lean
+    child lacks scikit-learn) is no finding: None.
+    `lean`: the child does without scikit-learn and pandas (see _UNNEEDED).
     """
     path = Path(path)
     limits = limits or Limits.for_file(path)
@@ -87,7 +90,7 @@ def call(library: str, function: str, path: Path, limits: Limits | None = None):
     # result cannot block the child, and only the end of what it printed is ever read back.
     with tempfile.TemporaryFile() as result, tempfile.TemporaryFile() as chatter:
         command = [sys.executable, "-m", "mlconvert.isolation", function, os.fspath(path), str(result.fileno()),
-                   str(limits.memory_mb), str(limits.cpu_seconds)]
+                   str(limits.memory_mb), str(limits.cpu_seconds), "lean" if lean else "full"]
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=chatter,
                                  pass_fds=(result.fileno(),), start_new_session=True)
         try:
@@ -132,6 +135,9 @@ def _outcome(library: str, path: Path, limits: Limits, code: int, payload: bytes
         if error:
             cls = _ERRORS.get(error.get("class"), InputError)
             raise cls(error.get("message", ""), hint=error.get("hint"))
+        if result.get("refused"):
+            raise InputError(f"the {library} library cannot read {path}: {result['refused']}",
+                             hint="the file is corrupt or was made by an incompatible version")
         return result.get("value")
     if isinstance(result, dict) and result.get("memory"):
         raise InputError(f"the {library} library needed more than {limits.memory_mb} MB of memory to read {path}; "
@@ -174,11 +180,16 @@ def run(library: str, function, path: Path, limits: Limits | None = None):
 
 def preflight(source) -> None:
     """Probe `source`'s file in a child before it is loaded here, if its format has a
-    probe, the file came from outside and isolation is on."""
+    probe, the file came from outside, it reaches a native library and isolation is on."""
     fmt = source.format
     if fmt.probe is None or not getattr(source, "isolate", False) or not enabled():
         return
-    call(fmt.native or fmt.title, f"{fmt.probe.__module__}:{fmt.probe.__qualname__}", source.path)
+    library = fmt.native(source.description) if callable(fmt.native) else (fmt.native or fmt.title)
+    if library:
+        # A native format's probe needs only the library's core; a pickle rebuilds its
+        # scikit-learn wrapper around the booster, so it needs scikit-learn too.
+        call(library, f"{fmt.probe.__module__}:{fmt.probe.__qualname__}", source.path,
+             lean=not callable(fmt.native))
 
 
 # --- the child ---
@@ -204,10 +215,11 @@ needs them after all fails with ImportError, which counts as no finding.)"""
 
 
 def _child(argv: list[str]) -> int:
-    function, path, fd, memory_mb, cpu_seconds = argv
+    function, path, fd, memory_mb, cpu_seconds, lean = argv
     _limit(int(memory_mb), int(cpu_seconds))
-    for name in _UNNEEDED:
-        sys.modules.setdefault(name, None)  # import now raises ImportError
+    if lean == "lean":
+        for name in _UNNEEDED:
+            sys.modules.setdefault(name, None)  # import now raises ImportError
     with open(int(fd), "w", encoding="utf-8", closefd=True) as out:
         try:
             module, name = function.split(":")
@@ -222,8 +234,11 @@ def _child(argv: list[str]) -> int:
             message = {"memory": True}
             json.dump(message, out)
             return 1
-        except Exception:  # an orderly refusal by the library: the in-process load reports it
+        except ImportError:  # a lean child without scikit-learn: not a finding about the file
             message = {"value": None}
+        except Exception as exc:  # the library refused the file
+            text = (str(exc).strip().splitlines() or [""])[0][:300]
+            message = {"refused": f"{text} ({type(exc).__name__})" if text else type(exc).__name__}
         json.dump(message, out, default=str)
     return 0
 

@@ -67,7 +67,8 @@ class Format:
     - stamp(path, entries): writes provenance {key: value} into a file of this format.
     - probe(path): loads the file with its native library and uses it as a conversion
       would; run in a limited child process before a user's file is loaded in process
-      (mlconvert.isolation). `native` names that library in messages.
+      (mlconvert.isolation). `native` names that library in messages, or is a function
+      of the description that names it when this file reaches one (else no probe).
     """
 
     id: str
@@ -84,7 +85,7 @@ class Format:
     family: str = ""  # which extra provides its library: classic, tf, coreml, pmml
     notes: str = ""
     probe: Callable[[Path], Any] | None = None
-    native: str = ""
+    native: str | Callable[[dict], str | None] = ""  # or, from the description, which library (or None)
 
     @property
     def directory(self) -> bool:

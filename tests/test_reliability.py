@@ -120,6 +120,40 @@ def test_xgboost_ubj_that_crashes_xgboost_is_exit_3(tmp_path):
     assert leftovers(out) == []
 
 
+def _corrupt_xgboost_pickle(fixtures, path: Path) -> Path:
+    """The XGBoost classifier pickle with four words of its embedded UBJSON overwritten
+    (seed 11 of this recipe made `pickle.load` segfault inside XGBoost)."""
+    import random
+
+    data = bytearray((fixtures / "xgb_classifier_iris.pkl").read_bytes())
+    start = data.find(b"{L")
+    rng = random.Random(11)
+    for _ in range(4):
+        at = rng.randrange(start + 50, len(data) - 50)
+        data[at:at + 4] = rng.choice([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80",
+                                      bytes(rng.randrange(256) for _ in range(4))])
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.slow
+def test_a_pickled_booster_is_probed_before_it_is_unpickled(fixtures, tmp_path):
+    src = _corrupt_xgboost_pickle(fixtures, tmp_path / "m.pkl")
+    out = tmp_path / "out"
+    result = run_cli_subprocess(src, out / "m.onnx")
+    assert_clean_failure(result, 3)
+    assert leftovers(out) == []
+
+
+def test_only_pickles_that_reach_a_native_library_are_probed(fixtures):
+    from mlconvert import api
+    from mlconvert.formats import pickle_joblib
+
+    assert pickle_joblib.native_library(api.inspect(fixtures / "sklearn_logreg_iris.pkl").description) is None
+    assert pickle_joblib.native_library(api.inspect(fixtures / "xgb_classifier_iris.pkl").description) == "XGBoost"
+    assert pickle_joblib.native_library(api.inspect(fixtures / "lgbm_classifier_iris.pkl").description) == "LightGBM"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["CRASH-3e0bd1aa-catboost.cbm", "CRASH-79a06fb0-catboost.cbm"])
 def test_catboost_inspect_is_static_and_conversion_probes_first(name, tmp_path):
