@@ -228,9 +228,12 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
 
 def probe_load(path: Path) -> None:
     """CatBoost's own load of the file, for a child process to try first."""
-    model = load(path)
-    loss_function(model)
-    model.get_metadata()
+    model = load(path)  # an error here is the answer: the file cannot be loaded
+    try:
+        loss_function(model)
+        model.get_metadata()
+    except Exception:  # noqa: BLE001 - only crashes count after the load
+        pass
 
 
 def predictor(source, options: dict):

@@ -111,12 +111,13 @@ def test_lightgbm_hang_is_stopped_by_the_cpu_limit(tmp_path):
 @pytest.mark.slow
 def test_xgboost_ubj_that_crashes_xgboost_is_exit_3(tmp_path):
     """A few bytes overwritten in a real .ubj: `inspect` reads it statically (exit 0);
-    converting probes XGBoost in a child, which segfaults: exit 3, nothing left."""
+    converting probes XGBoost in a child, which segfaults (or, depending on what the
+    damaged sizes make it read, fails an internal check): exit 3, nothing left."""
     src = repro("CLI-0038-603cac-xgboost-ubj.ubj", tmp_path)
     assert run_cli("inspect", src).code == 0
     out = tmp_path / "out"
     result = run_cli_subprocess(src, out / "out.onnx")
-    assert_clean_failure(result, 3, "the XGBoost library crashed (signal 11, SIGSEGV)")
+    assert_clean_failure(result, 3, "XGBoost")
     assert leftovers(out) == []
 
 
