@@ -318,7 +318,7 @@ def detect(path: Path, declared: str | None = None) -> Format:
 
 
 _MALFORMED = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, LookupError,
-              OverflowError, UnicodeError, EOFError, struct.error)
+              OverflowError, UnicodeError, EOFError, struct.error, MemoryError, OSError)
 
 
 def malformed(exc: BaseException) -> str:
@@ -335,6 +335,10 @@ def malformed(exc: BaseException) -> str:
         return "it ends early"
     if isinstance(exc, OverflowError):
         return "a number in it is out of range"
+    if isinstance(exc, MemoryError):
+        return "describing it needs more memory than there is"
+    if isinstance(exc, OSError):
+        return f"it cannot be read ({path_problem(exc)})"
     return f"its content is malformed ({str(exc)[:200] or type(exc).__name__})"
 
 
