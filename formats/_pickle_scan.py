@@ -742,6 +742,7 @@ def _scan_pickle(path: Path, max_decompressed: int) -> PickleScan:
         pass
     with Opened(path, max_decompressed) as opened:
         stream = opened.stream
+        stream.elide = True  # the scan needs long arguments' lengths, not their bytes
         if stream.peek(1) == b"":
             raise InputError(f"{path} is empty", hint="the file has no bytes; was the copy interrupted?")
         try:

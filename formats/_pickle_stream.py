@@ -25,9 +25,10 @@ __all__ = ["MAX_DECOMPRESSED", "MAX_HELD", "CHUNK", "Broken", "Elided", "Stream"
 MAX_DECOMPRESSED = 2 * 1024**3
 CHUNK = 1 << 20
 MAX_HELD = 64 * 1024**2
-"""The longest opcode argument held in memory. Longer ones (a 1 GiB BINBYTES8) are read
-past and stand in as `Elided`: the scanner needs their length, not their bytes, so memory
-stays bounded whatever the stream holds (the cap above bounds only the bytes)."""
+"""The longest opcode argument the scanner holds in memory (Stream.elide). Longer ones (a
+1 GiB BINBYTES8) are read past and stand in as `Elided`: the scanner needs their length,
+not their bytes, so its memory stays bounded whatever the stream holds (the cap above
+bounds only the bytes). Loading, which needs the bytes, reads them whole."""
 
 
 class Elided(bytes):
@@ -67,6 +68,7 @@ class Stream:
         self._pos = 0
         self._total = 0
         self._eof = False
+        self.elide = False  # set by the scanner: reads longer than MAX_HELD give an Elided
 
     def _fill(self, need: int) -> None:
         while len(self._buf) - self._off < need and not self._eof:
@@ -89,7 +91,7 @@ class Stream:
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = self._cap + 1
-        elif n > MAX_HELD:
+        elif n > MAX_HELD and self.elide:
             return self._read_past(n)
         out = []
         while n > 0:

@@ -279,6 +279,19 @@ def test_a_huge_bytes_argument_is_read_past_not_held(tmp_path):
     assert peak < 80 * 1024**2, peak  # the argument is never held (MAX_HELD is 64 MB)
 
 
+def test_loading_still_reads_long_arguments_whole(tmp_path, monkeypatch):
+    """Only the scan reads past long arguments: a load gets every byte."""
+    import pickle
+
+    from mlconvert.formats import _pickle_load, _pickle_stream
+
+    monkeypatch.setattr(_pickle_stream, "MAX_HELD", 1000)
+    blob = bytes(range(256)) * 40  # 10 KB, longer than MAX_HELD here
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps({"blob": blob}, protocol=5))
+    assert _pickle_load.load_pickle(path).obj == {"blob": blob}
+
+
 def test_an_opcode_bomb_is_refused_by_the_work_bound(tmp_path, cli):
     """Hundreds of millions of NONE/POP opcodes from a small gzip: refused after a bounded
     number of opcodes (relative to the file's size), not walked to the end."""
