@@ -6,7 +6,6 @@ and raises the typed errors of errors.py.
 """
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
