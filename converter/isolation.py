@@ -155,10 +155,10 @@ def _outcome(library: str, path: Path, limits: Limits, code: int, payload: bytes
             reason = f"crashed (signal {number}, {name})"
         raise InputError(f"the {library} library {reason} while reading {path}; the file is corrupt or was made "
                          f"by an incompatible version{_said(stderr)}",
-                         hint="nothing was written; check the file against the library version that made it")
+                         hint="check the file against the library version that made it")
     raise InputError(f"the {library} library stopped while reading {path} (exit status {code}); the file is "
                      f"corrupt or was made by an incompatible version{_said(stderr)}",
-                     hint="nothing was written; check the file against the library version that made it")
+                     hint="check the file against the library version that made it")
 
 
 def _error_classes() -> dict[str, type[MlconvertError]]:
