@@ -6,7 +6,6 @@ and raises the typed errors of errors.py.
 """
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -85,6 +84,7 @@ def _mismatch_hint(report: ConversionReport, source: Source, chosen: Plan, optio
 
 
 def _check_output_path(src: Path, dst: Path, dst_fmt: formats.Format) -> None:
+    outputs.check_target(dst)
     if dst.exists() and src.resolve() == dst.resolve():
         raise UsageError("the output is the input file", hint="choose another output path")
     if dst.is_dir() and not dst_fmt.may_be_directory:
@@ -205,7 +205,7 @@ def verify(source, converted, *, sample=None, atol: float | None = None, rtol: f
     src = identify(Path(source), from_format, trust=trust)
     out = identify(Path(converted), None, trust=trust)
     # The tolerance the conversion was verified with, if the artifact records it.
-    recorded = json.loads(provenance.read(out.description).get("verification", "{}") or "{}")
+    recorded = provenance.recorded_verification(out.description)
     use_atol = atol if atol is not None else recorded.get("atol")
     use_rtol = rtol if rtol is not None else recorded.get("rtol")
     result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)

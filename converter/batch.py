@@ -127,6 +127,13 @@ def _output_name(rel: str, target: formats.Format, keep_suffix: bool) -> str:
     return base + (target.extensions[0] if target.extensions else "")  # a SavedModel is a folder
 
 
+def _special(path: Path) -> bool:
+    try:
+        return formats.special_kind(os.stat(path).st_mode) is not None
+    except OSError:
+        return False  # a dangling link: detection reports it
+
+
 def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...] = (),
              exclude: tuple[str, ...] = ()) -> tuple[list[Item], list[dict]]:
     """The models under `root` (a SavedModel or .mlpackage folder is one model) and what was skipped."""
@@ -156,6 +163,9 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
             path = here / name
             rel = path.relative_to(root).as_posix()
             if name.startswith(".") or (include and not _matches(rel, include)) or _matches(rel, exclude):
+                continue
+            if _special(path):  # a pipe would block detection here, in the parent, before any timeout
+                skipped.append({"source": rel, "reason": "not a regular file (a pipe, device or socket)"})
                 continue
             try:
                 found.append((path, rel, formats.detect(path).id))

@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 
 SCHEMA_VERSION = 1
@@ -167,11 +168,19 @@ def _flush_c_stdio() -> None:
 # --- text ---
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters but newline and tab: escape sequences, bells, carriage returns."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""What Python makes of bytes in a file name that are not UTF-8: no terminal can show them."""
+
+
 def plain(text) -> str:
-    """Text shown as it is: `pip install 'mlconvert[tf]'` or a file's own strings are not rich markup."""
+    """Text shown as it is, the one escaping of everything rendered: a file's own strings,
+    paths and library messages are not rich markup, and their control characters (a
+    terminal's escape sequences) are dropped. Undecodable bytes in a name become U+FFFD."""
     from rich.markup import escape
 
-    return escape(str(text))
+    return escape(_CONTROL.sub("", _SURROGATE.sub("\ufffd", str(text))))
 
 
 def _num(x) -> str:
@@ -209,8 +218,9 @@ def conversion(console, report: dict) -> None:
     console.print(f"[bold]{plain(src['path'])}[/] → [bold]{plain(dst['path'])}[/]")
     console.print(f"  input    {src['format']} ({plain(src['flavor'])}){plain(producer)}")
     for i, rec in enumerate(report["steps"], 1):
-        console.print(f"  step {i}   {rec['edge']} [dim]({rec['library']} {rec['version'] or '?'})[/] "
-                      f"{rec['from']} → {rec['to']}  {rec['seconds']:.2f} s  [dim]{plain(rec['fidelity'])}[/]")
+        library = plain(f"{rec['library']} {rec['version'] or '?'}")
+        console.print(f"  step {i}   {plain(rec['edge'])} [dim]({library})[/] {plain(rec['from'])} → {plain(rec['to'])}  "
+                      f"{rec['seconds']:.2f} s  [dim]{plain(rec['fidelity'])}[/]")
     if report.get("verification"):
         console.print(f"  verify   {verification_text(report['verification'])}")
     if report.get("written"):
@@ -266,7 +276,7 @@ def inspect(console, report: dict) -> None:
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             console.print(f"  [dim]{plain(key):<10}[/] {plain(text[:200])}")
     for key, value in (report.get("provenance") or {}).items():
-        console.print(f"  [cyan]mlconvert.{plain(key)}[/] {plain(value[:200])}")
+        console.print(f"  [cyan]mlconvert.{plain(key)}[/] {plain(str(value)[:200])}")
     for w in report.get("warnings") or []:
         console.print(f"  [yellow]warning[/]    {plain(w)}")
 

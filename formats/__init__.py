@@ -7,8 +7,12 @@ and cheap; `describe(path)` is static (reads the file, runs none of its code);
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import inspect
+import os
+import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
@@ -61,6 +65,10 @@ class Format:
     - predictor(source, options) -> mlconvert.predict.Predictor: how verification runs
       a model of this format; `source` is a Source (its .path, its lazily .model).
     - stamp(path, entries): writes provenance {key: value} into a file of this format.
+    - probe(path): loads the file with its native library and uses it as a conversion
+      would; run in a limited child process before a user's file is loaded in process
+      (mlconvert.isolation). `native` names that library in messages, or is a function
+      of the description that names it when this file reaches one (else no probe).
     """
 
     id: str
@@ -76,6 +84,8 @@ class Format:
     layout: Layout = "file"  # a model stored as a file, a folder (SavedModel), or either (Core ML)
     family: str = ""  # which extra provides its library: classic, tf, coreml, pmml
     notes: str = ""
+    probe: Callable[[Path], Any] | None = None
+    native: str | Callable[[dict], str | None] = ""  # or, from the description, which library (or None)
 
     @property
     def directory(self) -> bool:
@@ -126,6 +136,8 @@ def _check(fmt: Format) -> None:
         problems.append("a format with a predictor needs a load")
     if fmt.stamp is not None and not _takes(fmt.stamp, Path("."), {}):
         problems.append("stamp must take (path, entries)")
+    if fmt.probe is not None and not _takes(fmt.probe, Path(".")):
+        problems.append("probe must take (path)")
     if problems:
         raise TypeError(f"format {fmt.id!r} breaks the Format contract: " + "; ".join(problems))
 
@@ -198,8 +210,57 @@ def by_extension(path: Path) -> Format | None:
     return best[1] if best else None
 
 
+SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file is when it is neither a regular file, a folder nor a link, in words."""
+    for test, words in SPECIAL_KINDS:
+        if test(mode):
+            return words
+    return None
+
+
+def path_problem(exc: OSError) -> str:
+    """An OSError about a path, in words."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the path or one of its names is too long for the file system"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    return exc.strerror or str(exc)
+
+
+def check_input(path: Path) -> os.stat_result:
+    """The input's status; refuses what is not a regular file or a folder (a pipe would
+    block forever, /dev/zero never ends) and paths the system cannot even look up."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist", hint="check the path") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {path_problem(exc)}", hint="check the path") from None
+    kind = special_kind(info.st_mode)
+    if kind:
+        raise InputError(f"{path} is {kind}, not a model file",
+                         hint="mlconvert reads model files and model folders only; copy the model to a file first")
+    return info
+
+
 def read_head(path: Path, size: int = HEAD_SIZE) -> bytes:
-    with open(path, "rb") as fh:
+    """The first bytes of a regular file. Opened without blocking and checked once open,
+    so a pipe put in the file's place is refused instead of waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP, errno.ENXIO):
+            raise InputError(f"cannot read {path}: {path_problem(exc)}", hint="check the path") from None
+        raise
+    with open(fd, "rb") as fh:
+        kind = special_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise InputError(f"{path} is {kind}, not a model file",
+                             hint="mlconvert reads model files and model folders only")
         return fh.read(size)
 
 
@@ -225,11 +286,10 @@ def detect(path: Path, declared: str | None = None) -> Format:
     """Which format a file on disk is: `declared` (--from) if given, else content, else extension."""
     _ensure_loaded()
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist", hint="check the path")
+    info = check_input(path)
     if declared:
         return get(declared)
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         for fmt in _in_sniff_order():
             if fmt.may_be_directory and fmt.sniff(b"", path):
                 return fmt
@@ -257,6 +317,31 @@ def detect(path: Path, declared: str | None = None) -> Format:
     )
 
 
+_MALFORMED = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, LookupError,
+              OverflowError, UnicodeError, EOFError, struct.error, MemoryError, OSError)
+
+
+def malformed(exc: BaseException) -> str:
+    """What a parser's exception says about the file, in words."""
+    if isinstance(exc, RecursionError):
+        return "its structure is nested too deeply"
+    if isinstance(exc, (KeyError, IndexError)):
+        return "a part it needs is missing"
+    if isinstance(exc, (TypeError, AttributeError)):
+        return "a part has the wrong type"
+    if isinstance(exc, (UnicodeError, LookupError)):
+        return "its text is not in a readable encoding"
+    if isinstance(exc, (EOFError, struct.error)):
+        return "it ends early"
+    if isinstance(exc, OverflowError):
+        return "a number in it is out of range"
+    if isinstance(exc, MemoryError):
+        return "describing it needs more memory than there is"
+    if isinstance(exc, OSError):
+        return f"it cannot be read ({path_problem(exc)})"
+    return f"its content is malformed ({str(exc)[:200] or type(exc).__name__})"
+
+
 class Source:
     """One model file of a known format, for one conversion: detected once, described
     once, hashed once, and its model loaded at most once (lazily), then handed to the
@@ -271,17 +356,24 @@ class Source:
         self._description = description
         self._sha256: str | None = None
         self._loaded: Loaded | None = None
+        self.isolate = False  # probe the file in a child before loading it (set for files from outside)
 
     @classmethod
     def open(cls, path: Path, declared: str | None = None, *, trust: bool = False,
              options: dict | None = None) -> Source:
         """The file at `path`, its format detected (or `declared`)."""
-        return cls(path, detect(Path(path), declared), trust=trust, options=options)
+        source = cls(path, detect(Path(path), declared), trust=trust, options=options)
+        source.isolate = True
+        return source
 
     @property
     def description(self) -> dict:
         if self._description is None:
-            self._description = self.format.describe(self.path)
+            try:
+                self._description = self.format.describe(self.path)
+            except _MALFORMED as exc:  # a describe that trusted the file's structure: the file is at fault
+                raise InputError(f"{self.path} is not a readable {self.format.title}: {malformed(exc)}",
+                                 hint="the file is probably corrupt, truncated or not what its name says") from exc
         return self._description
 
     @property
@@ -303,6 +395,9 @@ class Source:
             if self.format.load is None:
                 raise UsageError(f"mlconvert cannot load {self.format.title} models",
                                  hint="`mlconvert formats` shows what each format supports")
+            from mlconvert import isolation
+
+            isolation.preflight(self)
             result = self.format.load(self.path, trust=self.trust, **self.options)
             self._loaded = result if isinstance(result, Loaded) else Loaded(result)
         return self._loaded.model

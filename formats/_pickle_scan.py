@@ -37,6 +37,11 @@ _KEEP_LIMIT = 4096
 # Object-dtype arrays in joblib files are nested pickles; nesting deeper than this
 # is not something joblib writes.
 _MAX_NESTING = 32
+MAX_OPS_BASE = 1_000_000
+MAX_OPS_PER_BYTE = 16
+"""The scan's work is bounded by the file's size on disk: a real pickle holds at most a few
+opcodes per byte even compressed (array data is skipped, not walked), while a megabyte of
+gzip can unfold into a billion NONE/POP opcodes."""
 
 _FAMILIES = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
 
@@ -171,6 +176,8 @@ class _Acc:
         self.versions: dict[str, str] = {}
         self.wrappers = 0
         self.notes: list[str] = []
+        self.ops = 0
+        self.max_ops = MAX_OPS_BASE
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -565,6 +572,10 @@ def _walk(stream: Stream, acc: _Acc, depth: int = 0) -> Any:
     f = _Frame(stream, acc, depth)
     try:
         for op, arg, pos in pickletools.genops(stream):
+            acc.ops += 1
+            if acc.ops > acc.max_ops:
+                raise Broken(f"it holds more than {acc.max_ops:,} opcodes for its size on disk; "
+                             "refusing to scan further (a decompression bomb?)")
             name = op.name
             f.last = f"{name} at byte {pos}"
             if op.proto > acc.max_op_proto:
@@ -725,8 +736,13 @@ def scan_pickle(path, *, max_decompressed: int = MAX_DECOMPRESSED) -> PickleScan
 
 def _scan_pickle(path: Path, max_decompressed: int) -> PickleScan:
     acc = _Acc()
+    try:
+        acc.max_ops = MAX_OPS_BASE + MAX_OPS_PER_BYTE * path.stat().st_size
+    except OSError:
+        pass
     with Opened(path, max_decompressed) as opened:
         stream = opened.stream
+        stream.elide = True  # the scan needs long arguments' lengths, not their bytes
         if stream.peek(1) == b"":
             raise InputError(f"{path} is empty", hint="the file has no bytes; was the copy interrupted?")
         try:

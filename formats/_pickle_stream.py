@@ -18,12 +18,29 @@ from typing import Iterator
 
 from mlconvert.errors import InputError
 
-__all__ = ["MAX_DECOMPRESSED", "CHUNK", "Broken", "Stream", "Opened", "container_of_head"]
+__all__ = ["MAX_DECOMPRESSED", "MAX_HELD", "CHUNK", "Broken", "Elided", "Stream", "Opened", "container_of_head"]
 
 # A compressed joblib file is decompressed as a stream and refused once it grows
 # past this.
 MAX_DECOMPRESSED = 2 * 1024**3
 CHUNK = 1 << 20
+MAX_HELD = 64 * 1024**2
+"""The longest opcode argument the scanner holds in memory (Stream.elide). Longer ones (a
+1 GiB BINBYTES8) are read past and stand in as `Elided`: the scanner needs their length,
+not their bytes, so its memory stays bounded whatever the stream holds (the cap above
+bounds only the bytes). Loading, which needs the bytes, reads them whole."""
+
+
+class Elided(bytes):
+    """An opcode argument read past, not held: empty, but as long as the argument was."""
+
+    def __new__(cls, length: int):
+        self = super().__new__(cls)
+        self.length = length
+        return self
+
+    def __len__(self) -> int:
+        return self.length
 
 
 class _Truncated(Exception):
@@ -51,6 +68,7 @@ class Stream:
         self._pos = 0
         self._total = 0
         self._eof = False
+        self.elide = False  # set by the scanner: reads longer than MAX_HELD give an Elided
 
     def _fill(self, need: int) -> None:
         while len(self._buf) - self._off < need and not self._eof:
@@ -73,6 +91,8 @@ class Stream:
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = self._cap + 1
+        elif n > MAX_HELD and self.elide:
+            return self._read_past(n)
         out = []
         while n > 0:
             self._fill(min(n, CHUNK))
@@ -85,6 +105,21 @@ class Stream:
             self._pos += take
             n -= take
         return b"".join(out)
+
+    def _read_past(self, n: int) -> bytes:
+        """`n` bytes consumed without holding them: an Elided of length n, or b"" when the
+        stream ends first (the caller reports the truncation)."""
+        left = n
+        while left > 0:
+            self._fill(1)
+            avail = len(self._buf) - self._off
+            if avail == 0:
+                return b""
+            take = min(avail, left)
+            self._off += take
+            self._pos += take
+            left -= take
+        return Elided(n)
 
     def readinto(self, b) -> int:
         data = self.read(len(b))

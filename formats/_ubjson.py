@@ -11,14 +11,21 @@ import struct
 # Integer markers (lengths and counts use these) and the numeric scalars.
 INTEGERS = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q"}
 SCALARS = {**INTEGERS, b"d": ">f", b"D": ">d"}
+MAX_DEPTH = 64
+"""Nesting a model never needs (XGBoost's documents are ~6 deep); deeper is refused, not recursed."""
 
 
 class Reader:
     """Reads values from `data` starting at byte `pos`. Malformed input raises ValueError
-    (or KeyError / struct.error / UnicodeDecodeError for a bad marker or string)."""
+    (or KeyError / struct.error / UnicodeDecodeError for a bad marker or string).
+
+    Bounded by the input: a count is refused when the bytes left cannot hold that many
+    items (one byte each at least, for typed containers of empty items too), and nesting
+    deeper than MAX_DEPTH is refused, so the work and memory are linear in the file's size."""
 
     def __init__(self, data: bytes, pos: int = 0):
         self.data, self.pos = data, pos
+        self.depth = 0
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
@@ -34,7 +41,9 @@ class Reader:
         return m
 
     def scalar(self, m: bytes):
-        fmt = SCALARS[m]
+        fmt = SCALARS.get(m)
+        if fmt is None:
+            raise ValueError(f"unknown UBJSON type marker {m!r} at byte {self.pos - 1}")
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
     def integer(self) -> int:
@@ -65,10 +74,14 @@ class Reader:
             return m == b"T"
         if m == b"Z":
             return None
-        if m == b"[":
-            return self.container(b"]", is_object=False)
-        if m == b"{":
-            return self.container(b"}", is_object=True)
+        if m in (b"[", b"{"):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise ValueError(f"UBJSON nested deeper than {MAX_DEPTH} levels at byte {self.pos - 1}")
+            try:
+                return self.container(b"]" if m == b"[" else b"}", is_object=m == b"{")
+            finally:
+                self.depth -= 1
         raise ValueError(f"unknown UBJSON marker {m!r} at byte {self.pos - 1}")
 
     def container(self, end: bytes, is_object: bool):
@@ -79,6 +92,9 @@ class Reader:
         if self.data[self.pos : self.pos + 1] == b"#":
             self.pos += 1
             count = self.length()
+            if count > len(self.data) - self.pos:
+                raise ValueError(f"UBJSON count {count} at byte {self.pos} is more than the "
+                                 f"{len(self.data) - self.pos} bytes left could hold")
         if not is_object and item_type in SCALARS and count is not None:
             fmt = SCALARS[item_type]
             size = struct.calcsize(fmt)

@@ -128,7 +128,7 @@ def describe(path: Path) -> dict:
     if not sniff(head, path):
         raise InputError(f"{path} is not an HDF5 file (no HDF5 signature at its start)", hint=_HINT_CORRUPT)
     try:
-        import h5py
+        import h5py  # noqa: F401  (only whether it is there: the child reads the file)
     except ImportError:
         return {
             "flavor": "keras",
@@ -136,12 +136,22 @@ def describe(path: Path) -> dict:
             "details": {},
             "warnings": ["h5py is not installed, so the layers inside were not read; pip install h5py for details"],
         }
+    from mlconvert import isolation
+
+    # The HDF5 library parses the file in C: a corrupt file can hang or crash it, so it
+    # reads the file in a limited child process.
+    return isolation.run("HDF5 (h5py)", read_h5, path, isolation.Limits.for_file(path).scaled(cpu=0.25))
+
+
+def read_h5(path: Path) -> dict:
+    """The description, read with h5py."""
+    import h5py
+
     try:
         return _describe_h5(h5py, path)
     except InputError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        # h5py reports truncation as OSError ("truncated file: eof = ...").
+    except Exception as exc:  # h5py reports truncation as OSError ("truncated file: eof = ..."), and worse
         raise InputError(f"{path} is not a readable HDF5 model: {exc}", hint=_HINT_CORRUPT) from exc
 
 

@@ -160,6 +160,19 @@ def predictor(source, options: dict) -> Predictor:
     return LightGBMPredictor(source.model)
 
 
+def probe_load(path: Path) -> None:
+    """What a conversion asks of LightGBM (load, dump, predict), for a child process to try first."""
+    import numpy as np
+
+    booster = load(path)  # an error here is the answer: the file cannot be loaded
+    try:  # the rest may not fit every model: only crashes count
+        booster_predictor = LightGBMPredictor(booster)
+        booster_predictor.predict(np.zeros((2, booster_predictor.n_features)))
+        booster_predictor.thresholds()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 register_format(
     Format(
         id="lightgbm",
@@ -172,5 +185,7 @@ register_format(
         predictor=predictor,
         runtime="lightgbm",
         family="classic",
+        probe=probe_load,
+        native="LightGBM",
     )
 )

@@ -320,7 +320,18 @@ def load(path: Path, *, trust: bool = False, **options):
         raise InputError(f"{path} is not a valid ONNX model: {reason}", hint=_HINT_CORRUPT) from exc
 
 
+def _in_stable_order(model) -> None:
+    """opset_import sorted by domain: converters build it from a dict or set, and its order
+    alone made the bytes of the same conversion differ between runs."""
+    opsets = sorted(((o.domain, o.version) for o in model.opset_import))
+    del model.opset_import[:]
+    for domain, version in opsets:
+        entry = model.opset_import.add()
+        entry.domain, entry.version = domain, version
+
+
 def save(model, path: Path) -> None:
+    _in_stable_order(model)
     _import_onnx().save(model, str(path))
 
 
@@ -338,6 +349,7 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
     for key, value in entries.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    _in_stable_order(model)
     onnx.save(model, str(path))
 
 

@@ -130,6 +130,27 @@ def describe(path: Path) -> dict:
     }
 
 
+_NATIVE = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "catboost": "CatBoost"}
+
+
+def native_library(description: dict) -> str | None:
+    """The native library loading this pickle reaches (an XGBoost, LightGBM or CatBoost
+    model inside rebuilds its booster from raw bytes), if it is loaded without --trust."""
+    details = description.get("details") or {}
+    if details.get("untrusted"):
+        return None  # not loaded without --trust; with it, its code is not run twice
+    for name in details.get("globals") or []:
+        library = _NATIVE.get(str(name).split(".", 1)[0])
+        if library:
+            return library
+    return None
+
+
+def probe_load(path: Path) -> None:
+    """Unpickling (allow-listed globals only), which hands the booster bytes to the library."""
+    load(path, trust=False)
+
+
 def predictor(source, options: dict):
     """A runnable view for verification; keeps what the loader noticed (old versions...)."""
     from mlconvert.formats._sklearn_api import predictor_for
@@ -176,6 +197,8 @@ register_format(
         save=save,
         predictor=predictor,
         family="classic",
+        probe=probe_load,
+        native=native_library,
         notes="scanned statically before loading; globals outside the allow-list need --trust",
     )
 )

@@ -273,6 +273,19 @@ def predictor(source, options: dict) -> Predictor:
     return XGBoosterPredictor(source.model)
 
 
+def probe_load(path: Path) -> None:
+    """What a conversion asks of XGBoost (load, config, dump, predict), for a child process to try first."""
+    import numpy as np
+
+    booster = load(path)  # an error here is the answer: the file cannot be loaded
+    try:  # the rest may not fit every model (categorical features want other inputs): only crashes count
+        booster_predictor = XGBoosterPredictor(booster)
+        booster_predictor.predict(np.zeros((2, booster_predictor.n_features)))
+        booster_predictor.thresholds()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 register_format(
     Format(
         id="xgboost",
@@ -286,6 +299,8 @@ register_format(
         stamp=stamp,
         runtime="xgboost",
         family="classic",
+        probe=probe_load,
+        native="XGBoost",
         notes="JSON, UBJSON (.ubj) or legacy binary; the extension of the output picks JSON or UBJSON",
     )
 )
