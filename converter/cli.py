@@ -300,8 +300,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str], session: Session) -> int:
     """One command: prints (and with --json emits the envelope), returns the exit code."""
     error = None
+    verbose = any(a in ("-v", "--verbose") for a in argv) or os.environ.get("MLCONVERT_DEBUG") == "1"
     try:
-        code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False, obj=session)
+        with console.library_noise(verbose):
+            code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False, obj=session)
         code = code if isinstance(code, int) else 0
     except MlconvertError as exc:
         code = exc.exit_code

@@ -45,18 +45,14 @@ class Session:
     def out(self):
         """The Console on stdout, for the command's human output."""
         if self._out is None:
-            from rich.console import Console
-
-            self._out = Console(file=self.data, highlight=False, soft_wrap=False)
+            self._out = _console(file=self.data)
         return self._out
 
     @property
     def err(self):
         """The Console on stderr, for progress, warnings and errors."""
         if self._err is None:
-            from rich.console import Console
-
-            self._err = Console(stderr=True, highlight=False, soft_wrap=False)
+            self._err = _console(stderr=True)
         return self._err
 
     def show(self, result: dict, render=None) -> None:
@@ -89,6 +85,45 @@ class Session:
             doc = envelope(self.command, exit_code, self.result, error)
             self.data.write(json.dumps(_finite(doc), indent=2, default=str) + "\n")
             self.data.flush()
+
+
+_LOG_WIDTH = 10_000
+"""Wide enough that no line of a log is ever wrapped or an identifier cut."""
+
+
+def _console(**where):
+    """A rich Console. On a terminal it wraps at the terminal's width; anywhere else (a CI log,
+    a pipe, a file) a line is never wrapped mid-word and no cell is cut, so paths, URLs, edge
+    names and hashes can be copied as they are."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False, **where)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=_LOG_WIDTH, **where)
+    return console
+
+
+@contextlib.contextmanager
+def library_noise(verbose: bool):
+    """Converter libraries' chatter (TensorFlow's start-up lines, coremltools' progress bars,
+    their UserWarnings) is hidden unless -v: it would bury mlconvert's own messages and break
+    `-q`. Set through the environment too, so batch workers (fresh interpreters) inherit it."""
+    import warnings
+
+    env = {"MLCONVERT_VERBOSE": "1"} if verbose else {"TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with warnings.catch_warnings():
+            if not verbose:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def envelope(command: str | None, exit_code: int, result: dict | None, error: dict | None) -> dict:
