@@ -126,7 +126,7 @@ def convert(session: Session, src, dst, from_format, to_format, via, trust, samp
             if partial:
                 console.conversion(err, partial)
             if explained:
-                console.plan(err, explained, explain=True)
+                console.plan(err, explained, explain=False)
 
         session.failed_with(partial, moved="report", render=details)
         raise
@@ -150,7 +150,7 @@ def plan(session: Session, src, dst, from_format, to_format, via, explain):
     except MlconvertError as exc:
         explained = exc.details.get("plan")
         if explained:
-            session.failed_with(None, render=lambda err: console.plan(err, explained, explain=True))
+            session.failed_with(None, render=lambda err: console.plan(err, explained, explain))
         raise
     session.show(chosen, lambda out: console.plan(out, chosen, explain))
 

@@ -260,22 +260,37 @@ def conversion_notes(session: Session, report: dict) -> None:
         session.warn(f"{rec['edge']} ({rec['from']} → {rec['to']}) failed: {rec['error']}; re-planned")
 
 
+_STATUS_ORDER = {"used": 0, "usable": 1, "rejected": 2}
+_STATUS_COLOUR = {"used": "green", "usable": "cyan", "rejected": "red"}
+
+
 def plan(console, data: dict, explain: bool) -> None:
+    """The plan's steps; with --explain every edge, the used ones first. A plan that found no
+    path shows, without --explain, only the edges that touch this input's way to the target."""
     src = data["source"]
-    console.print(f"plan: {src['format']} ({plain(src['flavor'])}) → {data['target']['format']}, "
-                  f"{len(data['steps'])} step(s)")
+    if data["steps"]:
+        console.print(f"plan: {src['format']} ({plain(src['flavor'])}) → {data['target']['format']}, "
+                      f"{len(data['steps'])} step(s)")
     for i, s in enumerate(data["steps"], 1):
         console.print(f"  {i}. {s['edge']} ({s['library']}): {s['from']} → {s['to']}  [dim]{plain(s['fidelity'])}[/]")
+    edges = sorted(data["edges"], key=lambda e: (_STATUS_ORDER[e["status"]], e["edge"]))
     if explain:
         from rich.table import Table
 
         table = Table(title="edges", show_lines=False)
-        for col in ("edge", "from → to", "status", "why"):
-            table.add_column(col)
-        for e in data["edges"]:
-            colour = {"used": "green", "usable": "cyan", "rejected": "red"}[e["status"]]
-            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{colour}]{e['status']}[/]", plain(e["reason"]))
+        table.add_column("edge", overflow="fold")  # an edge name is never cut
+        table.add_column("from → to", overflow="fold")
+        table.add_column("status")
+        table.add_column("why")
+        for e in edges:
+            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{_STATUS_COLOUR[e['status']]}]{e['status']}[/]",
+                          plain(e["reason"]))
         console.print(table)
+    elif not data["steps"]:
+        for e in edges:
+            if e.get("relevant", True):
+                console.print(f"  [{_STATUS_COLOUR[e['status']]}]{e['status']:<8}[/] {e['edge']} "
+                              f"({e['from']} → {e['to']}): {plain(e['reason'])}")
 
 
 def _without_provenance(value):
