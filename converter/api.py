@@ -40,13 +40,35 @@ def identify(path: Path, declared: str | None = None, *, trust: bool = False, op
 
 
 def target_format(dst: Path, declared: str | None) -> formats.Format:
+    """The output's format: --to if given (and the extension must not say otherwise), else the extension."""
+    suggested = formats.by_extension(Path(dst))
     if declared:
-        return formats.get(declared)
-    fmt = formats.by_extension(Path(dst))
-    if fmt is None:
+        fmt = formats.get(declared)
+        if suggested is not None and suggested.id != fmt.id and not any(
+                Path(dst).name.lower().endswith(ext) for ext in fmt.extensions):
+            raise UsageError(f"--to {fmt.id} would write {fmt.title} into {Path(dst).name!r}, "
+                             f"whose extension says {suggested.id}",
+                             hint=f"name the output with {' or '.join(fmt.extensions) or 'no extension'}, "
+                                  f"or drop --to {fmt.id}")
+        return fmt
+    if suggested is None:
         raise UsageError(f"cannot tell the output format from {Path(dst).name!r}",
-                         hint="use a known extension (.onnx, .pkl, .json, .ubj, .txt, .cbm, ...) or pass --to FORMAT")
-    return fmt
+                         hint=formats.extension_hint(Path(dst)))
+    return suggested
+
+
+def refuse_unused_options(chosen: Plan, options: dict) -> None:
+    """An option no step of the plan honours would be silently ignored: say so instead."""
+    from mlconvert.edges import all_edges
+
+    for name in ("double", "opset", "fp16"):
+        if not options.get(name) or any(name in edge.options for edge in chosen.steps):
+            continue
+        flag = f"--{name}"
+        honouring = sorted({f"{e.source} → {e.target}" for e in all_edges() if name in e.options})
+        route = " → ".join([chosen.source_format] + [e.target for e in chosen.steps])
+        raise UsageError(f"{flag} has no effect on this conversion ({route})",
+                         hint=f"{flag} applies to {', '.join(honouring)}; drop {flag}")
 
 
 def plan(src, dst, *, from_format: str | None = None, to_format: str | None = None, via: str | None = None,
@@ -134,13 +156,15 @@ def convert(
     strict: bool = False,
     double: bool = False,
     opset: int | None = None,
+    refuse_unused: bool = False,
     **extra_options,
 ) -> ConversionReport:
     """Convert `src` to `dst` along the cheapest working path, verify, and write atomically.
 
     Raises the typed errors of mlconvert.errors; on any failure `dst` is left as it was.
     Options beyond the named ones go to every step (Keras's `architecture` and
-    `custom_objects` also to the loaders).
+    `custom_objects` also to the loaders). With `refuse_unused`, an option that no step of
+    the plan honours is a UsageError, raised before anything is loaded.
     """
     from mlconvert.runner import Runner
 
@@ -160,6 +184,8 @@ def convert(
         target={"path": str(dst), "format": dst_fmt.id},
     )
     options = {**extra_options, "double": double, "opset": opset}
+    if refuse_unused:
+        refuse_unused_options(find_plan(source.format.id, source.flavor, dst_fmt.id, via=via_id), options)
     with outputs.scratch_dir(dst) as workdir:
         chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
         result = None

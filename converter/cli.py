@@ -17,8 +17,9 @@ import click
 from mlconvert import __version__, console
 from mlconvert.console import Session
 from mlconvert.errors import EXIT_CODES, BatchError, InternalError, MlconvertError, UsageError
-from mlconvert.options import (conversion_options, from_option, output_options, pass_session, sample_option,
-                               session_of, stack, to_option, tolerance_options, trust_option, via_option)
+from mlconvert.options import (FormatChoice, conversion_options, from_option, output_options, pass_session,
+                               refuse_conflicts, sample_option, session_of, stack, to_option, tolerance_options,
+                               trust_option, via_option)
 
 INTERRUPTED = 130
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
@@ -110,13 +111,14 @@ def convert(session: Session, src, dst, from_format, to_format, via, trust, samp
     """Convert SRC to DST along the cheapest working path, then verify."""
     from mlconvert import api
 
+    refuse_conflicts(no_verify, strict)
     extra = {k: v for k, v in (("fp16", fp16), ("architecture", architecture), ("custom_objects", custom_objects))
              if v}
     try:
         report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
                              verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
                              keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset,
-                             **extra).to_dict()
+                             refuse_unused=True, **extra).to_dict()
     except MlconvertError as exc:
         partial, explained = exc.details.get("report"), exc.details.get("plan")
         if partial:
@@ -241,7 +243,7 @@ def graph(session: Session, kind, output):
 
 @cli.command()
 @click.argument("src_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--to", "targets", multiple=True, required=True, metavar="FORMAT",
+@click.option("--to", "targets", multiple=True, required=True, type=FormatChoice(),
               help="Target format; repeat for several.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the converted tree goes (mirrors SRC_DIR).")
@@ -265,6 +267,7 @@ def batch(session: Session, src_dir, targets, out_dir, include, exclude, jobs, t
     from mlconvert import batch_output
     from mlconvert import formats as registry
 
+    refuse_conflicts(no_verify, strict)
     targets = [registry.get(t).id for t in targets]
     options = {"trust": trust, "atol": atol, "rtol": rtol, "verify": not no_verify, "strict": strict,
                "double": double, "opset": opset}
