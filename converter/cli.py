@@ -58,11 +58,28 @@ class DefaultGroup(_HelpOnStdout, click.Group):
     command_class = Command
 
     def with_default(self, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version", "-V"):
             return ["convert", *args]
         return list(args)
 
+    def mistyped(self, args: list[str]) -> str | None:
+        """The command a first word was probably meant to be: a word that is no existing
+        path and is close to a command name (`inpsect`, `fromats`), as git does."""
+        if not args or args[0] in self.commands or args[0].startswith("-") or Path(args[0]).exists():
+            return None
+        if args[0] == "version":
+            return "--version"
+        if "/" in args[0] or "." in args[0] or os.sep in args[0]:
+            return None  # a path with a typo: convert says it does not exist
+        import difflib
+
+        close = difflib.get_close_matches(args[0].lower(), sorted(self.commands), n=1, cutoff=0.6)
+        return close[0] if close else None
+
     def parse_args(self, ctx, args):
+        meant = self.mistyped(args)
+        if meant:
+            raise click.UsageError(f"No such command '{args[0]}'. Did you mean '{meant}'?", ctx)
         return super().parse_args(ctx, self.with_default(args))
 
 
@@ -79,7 +96,7 @@ def _print_version(ctx, _param, value):
 
 
 @click.group(cls=DefaultGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show mlconvert's version and the converter libraries it finds.")
 def cli():
     """Convert trained ML models between formats, verified.
@@ -346,6 +363,9 @@ def _parse_leniently(argv: list[str], session: Session) -> None:
     """After a usage error, read -v / -q / --json the way click does when it forgives
     errors, so that `mlconvert plan only-one-arg --json` still answers in JSON."""
     args = cli.with_default(argv)
+    if cli.mistyped(argv):  # no command to parse the rest with
+        session.json = "--json" in argv
+        return
     if not args:
         return
     try:

@@ -182,9 +182,10 @@ def data_stream():
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
         if data is not original:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`) is not an error
                 data.flush()
-            data.close()
+            with contextlib.suppress(OSError, ValueError):
+                data.close()
         sys.stdout = original
         if saved is not None:
             _flush_c_stdio()  # what native code buffered belongs to stderr, not to the restored stdout
