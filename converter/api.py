@@ -223,23 +223,54 @@ def convert(
         return report
 
 
+def _refuse_incompatible(src: Source, out: Source, source, converted) -> None:
+    """Two models that cannot take the same inputs are not a conversion of each other."""
+    a, b = src.description, out.description
+    for key, what in (("n_features", "features"), ("n_classes", "classes")):
+        if isinstance(a.get(key), int) and isinstance(b.get(key), int) and a[key] != b[key]:
+            raise VerificationError(
+                f"{converted} has {b[key]} {what} and {source} has {a[key]}: they are not the same model",
+                hint=f"check that {Path(converted).name} was converted from {Path(source).name}")
+
+
 def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,
-           trust: bool = False, from_format: str | None = None):
-    """Re-check a converted artifact against its source: the gate a CI pipeline needs."""
+           trust: bool = False, from_format: str | None = None, strict: bool = False):
+    """Re-check a converted artifact against its source: the gate a CI pipeline needs.
+
+    A mismatch and models that cannot take the same inputs raise VerificationError (exit 6);
+    with `strict`, a result that could not be verified raises UnverifiedError (exit 8).
+    """
     from mlconvert import provenance, verification
 
     src = identify(Path(source), from_format, trust=trust)
     out = identify(Path(converted), None, trust=trust)
+    _refuse_incompatible(src, out, source, converted)
+    recorded_all = provenance.read(out.description)
     # The tolerance the conversion was verified with, if the artifact records it.
-    recorded = json.loads(provenance.read(out.description).get("verification", "{}") or "{}")
+    recorded = json.loads(recorded_all.get("verification", "{}") or "{}")
     use_atol = atol if atol is not None else recorded.get("atol")
     use_rtol = rtol if rtol is not None else recorded.get("rtol")
-    result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)
+    try:
+        result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)
+    except ConversionError as exc:
+        if not exc.message.startswith("running the converted model"):
+            raise
+        raise VerificationError(f"{converted} does not take the inputs {source} takes: {exc.message}",
+                                hint=f"check that {Path(converted).name} was converted from {Path(source).name}"
+                                ) from exc
+    if recorded_all.get("source_sha256") and recorded_all["source_sha256"] != src.sha256:
+        result.notes.append(f"{Path(converted).name} records a source with sha256 "
+                            f"{recorded_all['source_sha256']} ({recorded_all.get('source', '?')}); "
+                            f"{Path(source).name} has {src.sha256}: it was converted from another file")
     if recorded and atol is None and rtol is None:
         result.tolerance_source = f"recorded in {Path(converted).name} ({recorded.get('tolerance_source', '')})"
     if result.status == "mismatch":
         raise VerificationError(f"{converted} disagrees with {source}: {result.reason}",
                                 details={"verification": result.to_dict()})
+    if result.status == "unverified" and strict:
+        raise UnverifiedError(f"{converted} could not be verified against {source}: {result.reason}",
+                              hint="drop --strict to accept an unverified result",
+                              details={"verification": result.to_dict()})
     return result
 
 

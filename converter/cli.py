@@ -216,9 +216,10 @@ def doctor(session: Session):
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("converted", type=click.Path(path_type=Path))
 @stack(from_option, trust_option, sample_option, tolerance_options)
+@click.option("--strict", is_flag=True, help="A pair that cannot be verified (no runtime here) fails with exit 8.")
 @output_options
 @pass_session
-def verify(session: Session, source, converted, from_format, trust, sample, atol, rtol):
+def verify(session: Session, source, converted, from_format, trust, sample, atol, rtol, strict):
     """Re-check CONVERTED against SOURCE on the same inputs (a CI gate)."""
     from mlconvert import api
 
@@ -227,12 +228,16 @@ def verify(session: Session, source, converted, from_format, trust, sample, atol
 
     try:
         checked = result(api.verify(source, converted, sample=sample, atol=atol, rtol=rtol, trust=trust,
-                                    from_format=from_format).to_dict())
+                                    from_format=from_format, strict=strict).to_dict())
     except MlconvertError as exc:
         if exc.details.get("verification"):
+            for note in exc.details["verification"].get("notes") or []:
+                session.warn(note)
             failed = result(exc.details["verification"])
             session.failed_with(failed, moved="verification", render=lambda err: console.verification(err, failed))
         raise
+    for note in checked["verification"].get("notes") or []:
+        session.warn(note)
     session.show(checked, lambda out: console.verification(out, checked))
 
 
