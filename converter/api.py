@@ -226,7 +226,7 @@ def convert(
 def _refuse_incompatible(src: Source, out: Source, source, converted) -> None:
     """Two models that cannot take the same inputs are not a conversion of each other."""
     a, b = src.description, out.description
-    for key, what in (("n_features", "features"), ("n_classes", "classes")):
+    for key, what in (("n_features", "features"),):
         if isinstance(a.get(key), int) and isinstance(b.get(key), int) and a[key] != b[key]:
             raise VerificationError(
                 f"{converted} has {b[key]} {what} and {source} has {a[key]}: they are not the same model",

@@ -175,16 +175,38 @@ def plan(session: Session, src, dst, from_format, to_format, via, explain):
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @from_option
 @output_options
 @pass_session
-def inspect(session: Session, path, from_format):
-    """What a model file is, without running code from it."""
+def inspect(session: Session, paths, from_format):
+    """What model files are, without running code from them (PATH... : one or several)."""
     from mlconvert import api
 
-    report = api.inspect(path, from_format=from_format).to_dict()
-    session.show(report, lambda out: console.inspect(out, report))
+    if len(paths) == 1:
+        report = api.inspect(paths[0], from_format=from_format).to_dict()
+        session.show(report, lambda out: console.inspect(out, report))
+        return
+    reports, failed, first = [], [], None
+    for path in paths:
+        try:
+            reports.append(api.inspect(path, from_format=from_format).to_dict())
+        except MlconvertError as exc:
+            first = first or exc
+            failed.append({"path": str(path), **console.error_info(type(exc).__name__, exc.exit_code, exc.message,
+                                                                   exc.hint)})
+            if not session.json:
+                console.error_line(session.err, exc.exit_code, exc.message, exc.hint)
+
+    def show(out):
+        for i, report in enumerate(reports):
+            if i:
+                out.print()
+            console.inspect(out, report)
+
+    session.show({"models": reports, "failed": failed}, show)
+    if first is not None:
+        raise type(first)(f"{len(failed)} of {len(paths)} file(s) could not be inspected", hint=first.hint)
 
 
 @cli.command()

@@ -300,26 +300,60 @@ def _without_provenance(value):
     return value
 
 
+_INSPECT_KEYS = ("flavor", "kind", "producer", "producer_version", "n_features", "feature_names", "n_classes")
+_VALUE_LIMIT = 400
+"""Characters of a long value shown on a terminal; the full value is in --json (and in logs)."""
+
+
+def _shown(value, limit: int | None) -> str:
+    """A value on one line, never cut inside a token: a long list stops at an item, with
+    how many are left; a long text at a word."""
+    if isinstance(value, (bool, type(None))):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        items = [f"{k}: {json.dumps(v, default=str) if not isinstance(v, str) else v}" for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [v if isinstance(v, str) else json.dumps(v, default=str) for v in value]
+    else:
+        text = str(value)
+        if limit is None or len(text) <= limit:
+            return text
+        cut = text.rfind(" ", 0, limit)
+        return text[: cut if cut > 0 else limit] + " … (--json has all of it)"
+    shown, size = [], 0
+    for item in items:
+        if limit is not None and shown and size + len(item) > limit:
+            return ", ".join(shown) + f", … ({len(items) - len(shown)} more; --json lists all)"
+        shown.append(item)
+        size += len(item) + 2
+    return ", ".join(shown)
+
+
 def inspect(console, report: dict) -> None:
+    limit = _VALUE_LIMIT if console.is_terminal else None
     console.print(f"[bold]{plain(report['path'])}[/]  {plain(report['title'])} ({report['format']}), "
                   f"{report['size']:,} bytes")
-    console.print(f"  sha256     {report['sha256']}")
-    for key in ("flavor", "kind", "producer", "producer_version", "n_features", "n_classes"):
+    rows: list[tuple[str, str, str]] = [("sha256", report["sha256"], "")]
+    for key in _INSPECT_KEYS:
         if report.get(key) is not None:
-            console.print(f"  {key:<10} {plain(report[key])}")
+            rows.append((key, _shown(report[key], limit), ""))
     for io in ("inputs", "outputs"):
         for item in report.get(io) or []:
-            console.print(f"  {io[:-1]:<10} {plain(item.get('name'))}  {plain(item.get('dtype', ''))} "
-                          f"{plain(item.get('shape', ''))}")
+            shape = item.get("shape", "")
+            rows.append((io[:-1], f"{item.get('name')}  {item.get('dtype', '')} "
+                                  f"{json.dumps(shape) if isinstance(shape, list) else shape}".rstrip(), ""))
     for key, value in (report.get("details") or {}).items():
         value = _without_provenance(value)  # provenance is shown on its own lines
         if value not in (None, [], {}, ""):
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            console.print(f"  [dim]{plain(key):<10}[/] {plain(text[:200])}")
+            rows.append((key, _shown(value, limit), "dim"))
     for key, value in (report.get("provenance") or {}).items():
-        console.print(f"  [cyan]mlconvert.{plain(key)}[/] {plain(value[:200])}")
+        rows.append((f"mlconvert.{key}", _shown(value, limit), "cyan"))
+    width = max(10, *(len(key) for key, _, _ in rows))
+    for key, value, style in rows:
+        label = f"{plain(key):<{width}}"
+        console.print(f"  {f'[{style}]{label}[/]' if style else label} {plain(value)}")
     for w in report.get("warnings") or []:
-        console.print(f"  [yellow]warning[/]    {plain(w)}")
+        console.print(f"  [yellow]{'warning':<{width}}[/] {plain(w)}")
 
 
 def _here(e: dict) -> str:
