@@ -180,7 +180,8 @@ def convert(
         source={"path": str(src), "format": source.format.id, "flavor": source.flavor,
                 "sha256": source.sha256, "producer": description.get("producer"),
                 "producer_version": description.get("producer_version"),
-                "warnings": list(description.get("warnings") or [])},
+                "warnings": [w for w in description.get("warnings") or []
+                             if not any(f"--{k.replace('_', '-')}" in w for k in load_options)]},
         target={"path": str(dst), "format": dst_fmt.id},
     )
     options = {**extra_options, "double": double, "opset": opset}

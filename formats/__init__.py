@@ -270,6 +270,14 @@ def detect(path: Path, declared: str | None = None) -> Format:
     for fmt in _in_sniff_order():
         if not fmt.directory and fmt.sniff(head, path):
             return fmt
+    from mlconvert.formats._keras_config import is_architecture_json
+
+    if is_architecture_json(head):
+        raise InputError(
+            f"{path} is a Keras model architecture (model.to_json()): it has no weights",
+            hint=f"convert the weights file with --architecture {path.name}, "
+                 "e.g. mlconvert weights.h5 model.onnx --architecture " + path.name,
+        )
     guess = by_extension(path)
     if guess is not None and not guess.directory:
         raise InputError(
