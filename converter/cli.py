@@ -264,8 +264,8 @@ def verify(session: Session, source, converted, from_format, trust, sample, atol
 
 
 @cli.command()
-@click.option("--format", "kind", type=click.Choice(["mermaid", "dot", "png", "svg"]), default="mermaid",
-              show_default=True, help="Mermaid or DOT text, or a picture through Graphviz.")
+@click.option("--format", "kind", type=click.Choice(["mermaid", "dot", "png", "svg"]),
+              help="Mermaid or DOT text, or a picture through Graphviz (default: from -o's extension, else mermaid).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
 @output_options
 @pass_session
@@ -273,7 +273,7 @@ def graph(session: Session, kind, output):
     """The format graph: edges available here solid, the others greyed with the reason."""
     from mlconvert import graph_render
 
-    text = graph_render.render(kind, output)
+    text = graph_render.render(kind or graph_render.kind_for(output), output)
     data = {**graph_render.as_data(), "output": None if output is None else str(output)}
 
     def show(out):
