@@ -317,7 +317,7 @@ def batch(session: Session, src_dir, targets, out_dir, include, exclude, jobs, t
                "double": double, "opset": opset}
     report = batching.run(src_dir, targets=targets, out=out_dir, jobs=jobs, include=include, exclude=exclude,
                           resume=resume, timeout=timeout, max_memory_mb=max_memory, options=options,
-                          display=console.batch_display(session))
+                          display=console.batch_display(session, src_dir))
     for path, write in ((report_path, batch_output.write_json), (junit_path, batch_output.write_junit),
                         (markdown_path, batch_output.write_markdown)):
         if path:

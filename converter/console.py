@@ -400,25 +400,34 @@ def verification(console, result: dict) -> None:
 def batch_summary(console, report) -> None:
     from rich.table import Table
 
-    from mlconvert.batch_output import summary
+    from mlconvert.batch_output import failure_line, message_of, summary
 
     s = summary(report)
     counts = s["counts"]
     console.print(" · ".join(f"{n} {k}" for k, n in counts.items())
                   + f" · {report.seconds:.1f} s with {report.jobs} job(s)")
-    t = Table(title="per conversion")
-    for col in ("conversion", "ok", "failed"):
-        t.add_column(col)
-    for route, n in s["per_route"].items():
-        t.add_row(route, str(n["ok"]), f"[red]{n['failed']}[/]" if n["failed"] else "0")
-    console.print(t)
-    if s["failed"]:
+    if report.interrupted:
+        console.print(f"[yellow]interrupted[/] after {len(report.results)} conversion(s): "
+                      "rerun with --resume to continue where it stopped")
+    if s["per_route"]:
+        t = Table(title="per conversion")
+        for col in ("conversion", "ok", "failed"):
+            t.add_column(col)
+        for route, n in s["per_route"].items():
+            t.add_row(route, str(n["ok"]), f"[red]{n['failed']}[/]" if n["failed"] else "0")
+        console.print(t)
+    if s["failed"] and console.is_terminal:
         t = Table(title="failed")
-        for col in ("model", "target", "exit", "why"):
+        t.add_column("model", overflow="fold")
+        for col in ("target", "exit", "why"):
             t.add_column(col)
         for r in s["failed"]:
-            t.add_row(plain(r.source), r.target, str(r.exit_code), plain(r.message))
+            t.add_row(plain(r.source), r.target, str(r.exit_code), plain(message_of(report, r)))
         console.print(t)
+    elif s["failed"]:  # a log: one line per failure, to grep and to copy
+        console.print(f"failed ({len(s['failed'])}):")
+        for r in s["failed"]:
+            console.print(f"  {plain(failure_line(report, r))}")
     for title, rows, column, value in (("slowest", s["slowest"], "seconds", lambda r: f"{r.seconds:.2f} s"),
                                        ("largest verification differences", s["largest_differences"], "max abs",
                                         lambda r: f"{r.max_abs:.3g}")):
@@ -434,16 +443,19 @@ def batch_summary(console, report) -> None:
 # --- batch displays: progress on stderr while the batch runs ---
 
 
-def _failure(result) -> str:
-    return (f"[red]failed[/] {plain(result.source)} → {result.target}: exit {result.exit_code}, "
-            f"{plain(result.message)}")
+def _failure(result, root) -> str:
+    from mlconvert.batch_output import relative
+
+    return (f"[red]failed[/] {plain(result.source)} → {result.target}: exit {result.exit_code}: "
+            f"{plain(relative(root, result.message) if root else result.message)}")
 
 
 class FailuresDisplay:
     """-q: no progress, but each failed model still says so."""
 
-    def __init__(self, console):
+    def __init__(self, console, root=None):
         self.console = console
+        self.root = root  # messages name paths relative to it
 
     def start(self, total: int, skipped: int) -> None:
         pass
@@ -453,7 +465,7 @@ class FailuresDisplay:
 
     def finished(self, result) -> None:
         if not result.ok:
-            self.console.print(_failure(result))
+            self.console.print(_failure(result, self.root))
 
     def close(self, report) -> None:
         pass
@@ -462,8 +474,8 @@ class FailuresDisplay:
 class PlainDisplay(FailuresDisplay):
     """One line per finished model: what CI logs want."""
 
-    def __init__(self, console):
-        super().__init__(console)
+    def __init__(self, console, root=None):
+        super().__init__(console, root)
         self.done = 0
         self.total = 0
 
@@ -473,8 +485,10 @@ class PlainDisplay(FailuresDisplay):
 
     def finished(self, result) -> None:
         self.done += 1
-        detail = result.message if not result.ok else (
-            f"max abs {result.max_abs:.3g}" if result.max_abs is not None else result.message)
+        if not result.ok:
+            self.console.print(f"[{self.done}/{self.total}] {_failure(result, self.root)}")
+            return
+        detail = f"max abs {result.max_abs:.3g}" if result.max_abs is not None else result.message
         self.console.print(f"[{self.done}/{self.total}] {result.status:<10} {plain(result.source)} → "
                            f"{result.target}  {result.seconds:.2f} s  {plain(detail)}".rstrip())
 
@@ -482,8 +496,8 @@ class PlainDisplay(FailuresDisplay):
 class LiveDisplay(FailuresDisplay):
     """A progress bar with the files in flight and running counts, on a terminal."""
 
-    def __init__(self, console):
-        super().__init__(console)
+    def __init__(self, console, root=None):
+        super().__init__(console, root)
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
@@ -515,13 +529,13 @@ class LiveDisplay(FailuresDisplay):
         self.counts["ok" if result.ok else "failed"] += 1
         self.progress.update(self.task, advance=1, **self._fields())
         if not result.ok:
-            self.progress.console.print(_failure(result))
+            self.progress.console.print(_failure(result, self.root))
 
     def close(self, report) -> None:
         self.progress.stop()
 
 
-def batch_display(session: Session):
+def batch_display(session: Session, root=None):
     if session.quiet:
-        return FailuresDisplay(session.err)
-    return LiveDisplay(session.err) if session.err.is_terminal else PlainDisplay(session.err)
+        return FailuresDisplay(session.err, root)
+    return LiveDisplay(session.err, root) if session.err.is_terminal else PlainDisplay(session.err, root)
