@@ -339,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line once; exits with the code of EXIT_CODES. Safe to call again
     in the same process: stdout and its file descriptor are restored on the way out."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("_MLCONVERT_COMPLETE"):  # the shell asks for completions: click answers on stdout
+        cli.main(args=argv, prog_name="mlconvert", obj=Session())
     with console.data_stream() as data:
         code = run(argv, Session(data))
     sys.exit(code)
