@@ -370,11 +370,19 @@ def formats(console, data: dict) -> None:
         t.add_row(f["id"], f["title"], " ".join(f["extensions"]) or "(directory)")
     console.print(t)
     t = Table(title="edges")
-    for col in ("edge", "from → to", "accepts", "here"):
+    t.add_column("edge", overflow="fold")  # an edge name is never cut
+    for col in ("from → to", "accepts", "here"):
         t.add_column(col)
     for e in data["edges"]:
         t.add_row(e["edge"], f"{e['from']} → {e['to']}", ", ".join(e["flavors"]), _here(e))
     console.print(t)
+    read = {e["from"] for e in data["edges"]}
+    written = {e["to"] for e in data["edges"]}
+    for f in data["formats"]:
+        if f["id"] not in read and f["id"] not in written:
+            console.print(f"{f['id']}: inspected only (no edge reads or writes it)")
+        elif f["id"] not in read:
+            console.print(f"{f['id']}: a target only (no edge converts from it)")
 
 
 def doctor(console, info: dict) -> None:
