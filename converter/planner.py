@@ -191,7 +191,7 @@ def _why_no_path(source: tuple[str, str], target: str, via: str | None, edges: l
     if failed:
         return f"no conversion path from {route} without the step(s) that failed", explain
     # With every edge installed, would there be a path? Then installing is the answer.
-    candidates = [e for e in edges if e.name not in failed]
+    candidates = edges
     if via:
         first, _, _ = _cheapest(source, via, candidates)
         second = _cheapest((via, first[-1].output_flavor), target, candidates)[0] if first else []
@@ -200,7 +200,7 @@ def _why_no_path(source: tuple[str, str], target: str, via: str | None, edges: l
         would = _cheapest(source, target, candidates)[0]
     missing = [e for e in would if e.unavailable_reason()]
     if would and missing:
-        needs = "; ".join(f"{e.name} needs {e.unavailable_reason()}" for e in missing)
+        needs = "; ".join(f"{e.name}: {e.unavailable_reason()}" for e in missing)
         return f"no conversion path from {route} in this environment: {needs}", \
             "install what is named, then `mlconvert doctor` shows the edges available here"
     from_here = [e for e in edges if e.source == fmt]

@@ -77,9 +77,16 @@ def test_install_advice_only_when_installing_opens_a_path():
              Edge("bc", "b", "c", frozenset({"x"}), "x", _step, "lib")]
     with pytest.raises(NoPathError) as info:
         find_plan("a", "x", "c", edges=edges)
-    assert "in this environment: ab needs no-such-dist-mlconvert is not installed" in info.value.message
+    assert "in this environment: ab: no-such-dist-mlconvert is not installed" in info.value.message
     assert "install" in info.value.hint
     with pytest.raises(NoPathError) as info:  # nothing leads to d: no advice to install anything
         find_plan("a", "x", "d", edges=edges)
     assert info.value.message == "nothing converts to d (d files can only be inspected)"
     assert "install" not in info.value.hint
+
+
+def test_formats_says_which_formats_are_targets_or_inspected_only(cli):
+    r = cli("formats")
+    assert r.code == 0, r
+    assert "pmml: inspected only (no edge reads or writes it)" in r.out
+    assert "onnx: a target only (no edge converts from it)" in r.out
