@@ -117,9 +117,9 @@ def cli():
 @stack(from_option, to_option, via_option, trust_option, sample_option, tolerance_options, conversion_options)
 @click.option("--keep-on-mismatch", is_flag=True, help="Write the output even when verification fails (still exits 6).")
 @click.option("--fp16", is_flag=True, help="Core ML ML program (.mlpackage) computing in float16 (default float32).")
-@click.option("--architecture", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--architecture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Keras model JSON (model.to_json()) for a weights-only .h5.")
-@click.option("--custom-objects", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--custom-objects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Python module defining a Keras model's custom layers (its code runs).")
 @output_options
 @pass_session

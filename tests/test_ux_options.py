@@ -51,6 +51,8 @@ def test_an_option_without_effect_is_a_usage_error(cli, fixtures, tmp_path, mode
     (["--opset", "99"], "'--opset': 99 is not an opset the installed onnx knows"),
     (["--sample", "nope.csv"], "'--sample': nope.csv does not exist"),
     (["--no-verify", "--strict"], "--no-verify and --strict conflict"),
+    (["--architecture", "nope.json"], "'--architecture': File 'nope.json' does not exist"),
+    (["--custom-objects", "nope.py"], "'--custom-objects': File 'nope.py' does not exist"),
 ])
 def test_bad_options_fail_before_anything_is_loaded(cli, fixtures, tmp_path, args, message):
     # A Keras model: loading it would import TensorFlow for seconds; the options fail first.
