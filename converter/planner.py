@@ -229,5 +229,10 @@ def _why_no_path(source: tuple[str, str], target: str, via: str | None, edges: l
         takes = ", ".join(sorted({f for e in direct for f in e.flavors}))
         return (f"nothing converts {fmt} ({flavor}) to {target}: "
                 f"{', '.join(e.name for e in direct)} take(s) {fmt} models of flavor {takes} only", explain)
-    sources = ", ".join(sorted({e.source for e in into}))
-    return f"nothing converts {fmt} ({flavor}) to {target}: {target} is reached only from {sources}", explain
+    sources = []
+    for src in sorted({e.source for e in into}):
+        taken = {f for e in into if e.source == src for f in e.flavors}
+        every = {f for e in edges if e.source == src for f in e.flavors}
+        sources.append(src if taken == every else f"{src} models of flavor {', '.join(sorted(taken))}")
+    return (f"nothing converts {fmt} ({flavor}) to {target}: {target} is reached only from {', '.join(sources)}",
+            explain)
