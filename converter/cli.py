@@ -180,7 +180,7 @@ def plan(session: Session, src, dst, from_format, to_format, via, explain):
 @output_options
 @pass_session
 def inspect(session: Session, paths, from_format):
-    """What model files are, without running code from them (PATH... : one or several)."""
+    """What one or several model files are, without running code from them."""
     from mlconvert import api
 
     if len(paths) == 1:

@@ -45,7 +45,7 @@ json_option = click.option("--json", is_flag=True, expose_value=False, callback=
 quiet_option = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_to_session("quiet"),
                             help="No progress and no summary; errors are still shown (stderr).")
 verbose_option = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_to_session("verbose"),
-                              help="Show tracebacks and more detail.")
+                              help="Show tracebacks, and what converter libraries print and warn.")
 output_options = stack(json_option, quiet_option, verbose_option)
 
 class FormatChoice(click.Choice):
