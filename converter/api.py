@@ -39,13 +39,35 @@ def identify(path: Path, declared: str | None = None, *, trust: bool = False, op
 
 
 def target_format(dst: Path, declared: str | None) -> formats.Format:
+    """The output's format: --to if given (and the extension must not say otherwise), else the extension."""
+    suggested = formats.by_extension(Path(dst))
     if declared:
-        return formats.get(declared)
-    fmt = formats.by_extension(Path(dst))
-    if fmt is None:
+        fmt = formats.get(declared)
+        if suggested is not None and suggested.id != fmt.id and not any(
+                Path(dst).name.lower().endswith(ext) for ext in fmt.extensions):
+            raise UsageError(f"--to {fmt.id} would write {fmt.title} into {Path(dst).name!r}, "
+                             f"whose extension says {suggested.id}",
+                             hint=f"name the output with {' or '.join(fmt.extensions) or 'no extension'}, "
+                                  f"or drop --to {fmt.id}")
+        return fmt
+    if suggested is None:
         raise UsageError(f"cannot tell the output format from {Path(dst).name!r}",
-                         hint="use a known extension (.onnx, .pkl, .json, .ubj, .txt, .cbm, ...) or pass --to FORMAT")
-    return fmt
+                         hint=formats.extension_hint(Path(dst)))
+    return suggested
+
+
+def refuse_unused_options(chosen: Plan, options: dict) -> None:
+    """An option no step of the plan honours would be silently ignored: say so instead."""
+    from mlconvert.edges import all_edges
+
+    for name in ("double", "opset", "fp16"):
+        if not options.get(name) or any(name in edge.options for edge in chosen.steps):
+            continue
+        flag = f"--{name}"
+        honouring = sorted({f"{e.source} → {e.target}" for e in all_edges() if name in e.options})
+        route = " → ".join([chosen.source_format] + [e.target for e in chosen.steps])
+        raise UsageError(f"{flag} has no effect on this conversion ({route})",
+                         hint=f"{flag} applies to {', '.join(honouring)}; drop {flag}")
 
 
 def plan(src, dst, *, from_format: str | None = None, to_format: str | None = None, via: str | None = None,
@@ -134,13 +156,15 @@ def convert(
     strict: bool = False,
     double: bool = False,
     opset: int | None = None,
+    refuse_unused: bool = False,
     **extra_options,
 ) -> ConversionReport:
     """Convert `src` to `dst` along the cheapest working path, verify, and write atomically.
 
     Raises the typed errors of mlconvert.errors; on any failure `dst` is left as it was.
     Options beyond the named ones go to every step (Keras's `architecture` and
-    `custom_objects` also to the loaders).
+    `custom_objects` also to the loaders). With `refuse_unused`, an option that no step of
+    the plan honours is a UsageError, raised before anything is loaded.
     """
     from mlconvert.runner import Runner
 
@@ -156,10 +180,13 @@ def convert(
         source={"path": str(src), "format": source.format.id, "flavor": source.flavor,
                 "sha256": source.sha256, "producer": description.get("producer"),
                 "producer_version": description.get("producer_version"),
-                "warnings": list(description.get("warnings") or [])},
+                "warnings": [w for w in description.get("warnings") or []
+                             if not any(f"--{k.replace('_', '-')}" in w for k in load_options)]},
         target={"path": str(dst), "format": dst_fmt.id},
     )
     options = {**extra_options, "double": double, "opset": opset}
+    if refuse_unused:
+        refuse_unused_options(find_plan(source.format.id, source.flavor, dst_fmt.id, via=via_id), options)
     with outputs.scratch_dir(dst) as workdir:
         chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
         result = None
@@ -197,23 +224,54 @@ def convert(
         return report
 
 
+def _refuse_incompatible(src: Source, out: Source, source, converted) -> None:
+    """Two models that cannot take the same inputs are not a conversion of each other."""
+    a, b = src.description, out.description
+    for key, what in (("n_features", "features"),):
+        if isinstance(a.get(key), int) and isinstance(b.get(key), int) and a[key] != b[key]:
+            raise VerificationError(
+                f"{converted} has {b[key]} {what} and {source} has {a[key]}: they are not the same model",
+                hint=f"check that {Path(converted).name} was converted from {Path(source).name}")
+
+
 def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,
-           trust: bool = False, from_format: str | None = None):
-    """Re-check a converted artifact against its source: the gate a CI pipeline needs."""
+           trust: bool = False, from_format: str | None = None, strict: bool = False):
+    """Re-check a converted artifact against its source: the gate a CI pipeline needs.
+
+    A mismatch and models that cannot take the same inputs raise VerificationError (exit 6);
+    with `strict`, a result that could not be verified raises UnverifiedError (exit 8).
+    """
     from mlconvert import provenance, verification
 
     src = identify(Path(source), from_format, trust=trust)
     out = identify(Path(converted), None, trust=trust)
+    _refuse_incompatible(src, out, source, converted)
+    recorded_all = provenance.read(out.description)
     # The tolerance the conversion was verified with, if the artifact records it.
     recorded = provenance.recorded_verification(out.description)
     use_atol = atol if atol is not None else recorded.get("atol")
     use_rtol = rtol if rtol is not None else recorded.get("rtol")
-    result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)
+    try:
+        result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)
+    except ConversionError as exc:
+        if not exc.message.startswith("running the converted model"):
+            raise
+        raise VerificationError(f"{converted} does not take the inputs {source} takes: {exc.message}",
+                                hint=f"check that {Path(converted).name} was converted from {Path(source).name}"
+                                ) from exc
+    if recorded_all.get("source_sha256") and recorded_all["source_sha256"] != src.sha256:
+        result.notes.append(f"{Path(converted).name} records a source with sha256 "
+                            f"{recorded_all['source_sha256']} ({recorded_all.get('source', '?')}); "
+                            f"{Path(source).name} has {src.sha256}: it was converted from another file")
     if recorded and atol is None and rtol is None:
         result.tolerance_source = f"recorded in {Path(converted).name} ({recorded.get('tolerance_source', '')})"
     if result.status == "mismatch":
         raise VerificationError(f"{converted} disagrees with {source}: {result.reason}",
                                 details={"verification": result.to_dict()})
+    if result.status == "unverified" and strict:
+        raise UnverifiedError(f"{converted} could not be verified against {source}: {result.reason}",
+                              hint="drop --strict to accept an unverified result",
+                              details={"verification": result.to_dict()})
     return result
 
 

@@ -3,11 +3,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mlconvert.batch import BatchReport, ItemResult
 from mlconvert.errors import EXIT_CODES
+
+
+def relative(root, text: str) -> str:
+    """A message with the batch root's absolute path taken out: paths read as in the
+    reports' model column (`a/m.pkl`), the same on every runner."""
+    if not text:
+        return text
+    for base in (str(Path(root).resolve()), str(Path(root))):  # absolute first: it contains the other
+        if base not in (".", ""):
+            text = re.sub(r"(?<![\w/.~-])" + re.escape(base.rstrip(os.sep) + os.sep), "", text)
+    return text
+
+
+def message_of(report: BatchReport, r: ItemResult) -> str:
+    return relative(report.root, r.message)
+
+
+def failure_line(report: BatchReport, r: ItemResult) -> str:
+    """One failed model on one line, for logs: `path → target: exit N: message`."""
+    return f"{r.source} → {r.target}: exit {r.exit_code}: {message_of(report, r)}"
 
 
 def summary(report: BatchReport, top: int = 5) -> dict:
@@ -59,9 +80,10 @@ def junit_xml(report: BatchReport) -> str:
                                  time=f"{r.seconds:.3f}")
             if not r.ok:
                 meaning = EXIT_CODES.get(r.exit_code, "")
-                failure = ET.SubElement(case, "failure", type=f"exit {r.exit_code}: {meaning}", message=r.message)
-                failure.text = "\n".join(filter(None, [r.message, r.hint and f"hint: {r.hint}"]))
-            out = [f"status: {r.status}", f"output: {r.output}"]
+                message = message_of(report, r)
+                failure = ET.SubElement(case, "failure", type=f"exit {r.exit_code}: {meaning}", message=message)
+                failure.text = "\n".join(filter(None, [message, r.hint and f"hint: {relative(report.root, r.hint)}"]))
+            out = [f"status: {r.status}", f"output: {r.output}" if r.ok else "output: none (nothing was written)"]
             if r.plan:
                 out.append("plan: " + " → ".join(r.plan))
             if r.max_abs is not None:
@@ -94,7 +116,7 @@ def markdown(report: BatchReport) -> str:
         f"## mlconvert batch: {verdict}",
         "",
         f"`{report.root}` → `{report.out}` ({', '.join(report.targets)}), {report.jobs} jobs, {report.seconds:.1f} s"
-        + (" — **interrupted**" if report.interrupted else ""),
+        + (" — **interrupted**: rerun with `--resume` to continue" if report.interrupted else ""),
         "",
         "| converted | unverified | unchanged | failed | skipped |",
         "|---:|---:|---:|---:|---:|",
@@ -106,7 +128,8 @@ def markdown(report: BatchReport) -> str:
     ]
     if s["failed"]:
         lines += ["", "### Failed", "", "| model | target | exit | message |", "|---|---|---:|---|"]
-        lines += [f"| `{_cell(r.source)}` | {r.target} | {r.exit_code} | {_cell(r.message)} |" for r in s["failed"]]
+        lines += [f"| `{_cell(r.source)}` | {r.target} | {r.exit_code} | {_cell(message_of(report, r))} |"
+                  for r in s["failed"]]
     if s["largest_differences"]:
         lines += ["", "### Largest verification differences", "", "| model | target | max abs |", "|---|---|---:|"]
         lines += [f"| `{_cell(r.source)}` | {r.target} | {r.max_abs:.3g} |" for r in s["largest_differences"]]

@@ -17,8 +17,9 @@ import click
 from mlconvert import __version__, console
 from mlconvert.console import Session
 from mlconvert.errors import EXIT_CODES, BatchError, InternalError, MlconvertError, UsageError
-from mlconvert.options import (conversion_options, from_option, output_options, pass_session, sample_option,
-                               session_of, stack, to_option, tolerance_options, trust_option, via_option)
+from mlconvert.options import (FormatChoice, conversion_options, from_option, output_options, pass_session,
+                               refuse_conflicts, sample_option, session_of, stack, to_option, tolerance_options,
+                               trust_option, via_option)
 
 INTERRUPTED = 130
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
@@ -57,11 +58,28 @@ class DefaultGroup(_HelpOnStdout, click.Group):
     command_class = Command
 
     def with_default(self, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version", "-V"):
             return ["convert", *args]
         return list(args)
 
+    def mistyped(self, args: list[str]) -> str | None:
+        """The command a first word was probably meant to be: a word that is no existing
+        path and is close to a command name (`inpsect`, `fromats`), as git does."""
+        if not args or args[0] in self.commands or args[0].startswith("-") or Path(args[0]).exists():
+            return None
+        if args[0] == "version":
+            return "--version"
+        if "/" in args[0] or "." in args[0] or os.sep in args[0]:
+            return None  # a path with a typo: convert says it does not exist
+        import difflib
+
+        close = difflib.get_close_matches(args[0].lower(), sorted(self.commands), n=1, cutoff=0.6)
+        return close[0] if close else None
+
     def parse_args(self, ctx, args):
+        meant = self.mistyped(args)
+        if meant:
+            raise click.UsageError(f"No such command '{args[0]}'. Did you mean '{meant}'?", ctx)
         return super().parse_args(ctx, self.with_default(args))
 
 
@@ -78,7 +96,7 @@ def _print_version(ctx, _param, value):
 
 
 @click.group(cls=DefaultGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show mlconvert's version and the converter libraries it finds.")
 def cli():
     """Convert trained ML models between formats, verified.
@@ -99,9 +117,9 @@ def cli():
 @stack(from_option, to_option, via_option, trust_option, sample_option, tolerance_options, conversion_options)
 @click.option("--keep-on-mismatch", is_flag=True, help="Write the output even when verification fails (still exits 6).")
 @click.option("--fp16", is_flag=True, help="Core ML ML program (.mlpackage) computing in float16 (default float32).")
-@click.option("--architecture", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--architecture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Keras model JSON (model.to_json()) for a weights-only .h5.")
-@click.option("--custom-objects", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--custom-objects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Python module defining a Keras model's custom layers (its code runs).")
 @output_options
 @pass_session
@@ -110,13 +128,14 @@ def convert(session: Session, src, dst, from_format, to_format, via, trust, samp
     """Convert SRC to DST along the cheapest working path, then verify."""
     from mlconvert import api
 
+    refuse_conflicts(no_verify, strict)
     extra = {k: v for k, v in (("fp16", fp16), ("architecture", architecture), ("custom_objects", custom_objects))
              if v}
     try:
         report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
                              verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
                              keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset,
-                             **extra).to_dict()
+                             refuse_unused=True, **extra).to_dict()
     except MlconvertError as exc:
         partial, explained = exc.details.get("report"), exc.details.get("plan")
         if partial:
@@ -126,7 +145,7 @@ def convert(session: Session, src, dst, from_format, to_format, via, trust, samp
             if partial:
                 console.conversion(err, partial)
             if explained:
-                console.plan(err, explained, explain=True)
+                console.plan(err, explained, explain=False)
 
         session.failed_with(partial, moved="report", render=details)
         raise
@@ -150,22 +169,44 @@ def plan(session: Session, src, dst, from_format, to_format, via, explain):
     except MlconvertError as exc:
         explained = exc.details.get("plan")
         if explained:
-            session.failed_with(None, render=lambda err: console.plan(err, explained, explain=True))
+            session.failed_with(None, render=lambda err: console.plan(err, explained, explain))
         raise
     session.show(chosen, lambda out: console.plan(out, chosen, explain))
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @from_option
 @output_options
 @pass_session
-def inspect(session: Session, path, from_format):
-    """What a model file is, without running code from it."""
+def inspect(session: Session, paths, from_format):
+    """What one or several model files are, without running code from them."""
     from mlconvert import api
 
-    report = api.inspect(path, from_format=from_format).to_dict()
-    session.show(report, lambda out: console.inspect(out, report))
+    if len(paths) == 1:
+        report = api.inspect(paths[0], from_format=from_format).to_dict()
+        session.show(report, lambda out: console.inspect(out, report))
+        return
+    reports, failed, first = [], [], None
+    for path in paths:
+        try:
+            reports.append(api.inspect(path, from_format=from_format).to_dict())
+        except MlconvertError as exc:
+            first = first or exc
+            failed.append({"path": str(path), **console.error_info(type(exc).__name__, exc.exit_code, exc.message,
+                                                                   exc.hint)})
+            if not session.json:
+                console.error_line(session.err, exc.exit_code, exc.message, exc.hint)
+
+    def show(out):
+        for i, report in enumerate(reports):
+            if i:
+                out.print()
+            console.inspect(out, report)
+
+    session.show({"models": reports, "failed": failed}, show)
+    if first is not None:
+        raise type(first)(f"{len(failed)} of {len(paths)} file(s) could not be inspected", hint=first.hint)
 
 
 @cli.command()
@@ -197,9 +238,10 @@ def doctor(session: Session):
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("converted", type=click.Path(path_type=Path))
 @stack(from_option, trust_option, sample_option, tolerance_options)
+@click.option("--strict", is_flag=True, help="A pair that cannot be verified (no runtime here) fails with exit 8.")
 @output_options
 @pass_session
-def verify(session: Session, source, converted, from_format, trust, sample, atol, rtol):
+def verify(session: Session, source, converted, from_format, trust, sample, atol, rtol, strict):
     """Re-check CONVERTED against SOURCE on the same inputs (a CI gate)."""
     from mlconvert import api
 
@@ -208,18 +250,22 @@ def verify(session: Session, source, converted, from_format, trust, sample, atol
 
     try:
         checked = result(api.verify(source, converted, sample=sample, atol=atol, rtol=rtol, trust=trust,
-                                    from_format=from_format).to_dict())
+                                    from_format=from_format, strict=strict).to_dict())
     except MlconvertError as exc:
         if exc.details.get("verification"):
+            for note in exc.details["verification"].get("notes") or []:
+                session.warn(note)
             failed = result(exc.details["verification"])
             session.failed_with(failed, moved="verification", render=lambda err: console.verification(err, failed))
         raise
+    for note in checked["verification"].get("notes") or []:
+        session.warn(note)
     session.show(checked, lambda out: console.verification(out, checked))
 
 
 @cli.command()
-@click.option("--format", "kind", type=click.Choice(["mermaid", "dot", "png", "svg"]), default="mermaid",
-              show_default=True, help="Mermaid or DOT text, or a picture through Graphviz.")
+@click.option("--format", "kind", type=click.Choice(["mermaid", "dot", "png", "svg"]),
+              help="Mermaid or DOT text, or a picture through Graphviz (default: from -o's extension, else mermaid).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
 @output_options
 @pass_session
@@ -227,7 +273,7 @@ def graph(session: Session, kind, output):
     """The format graph: edges available here solid, the others greyed with the reason."""
     from mlconvert import graph_render
 
-    text = graph_render.render(kind, output)
+    text = graph_render.render(kind or graph_render.kind_for(output), output)
     data = {**graph_render.as_data(), "output": None if output is None else str(output)}
 
     def show(out):
@@ -241,7 +287,7 @@ def graph(session: Session, kind, output):
 
 @cli.command()
 @click.argument("src_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--to", "targets", multiple=True, required=True, metavar="FORMAT",
+@click.option("--to", "targets", multiple=True, required=True, type=FormatChoice(),
               help="Target format; repeat for several.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the converted tree goes (mirrors SRC_DIR).")
@@ -265,12 +311,13 @@ def batch(session: Session, src_dir, targets, out_dir, include, exclude, jobs, t
     from mlconvert import batch_output
     from mlconvert import formats as registry
 
+    refuse_conflicts(no_verify, strict)
     targets = [registry.get(t).id for t in targets]
     options = {"trust": trust, "atol": atol, "rtol": rtol, "verify": not no_verify, "strict": strict,
                "double": double, "opset": opset}
     report = batching.run(src_dir, targets=targets, out=out_dir, jobs=jobs, include=include, exclude=exclude,
                           resume=resume, timeout=timeout, max_memory_mb=max_memory, options=options,
-                          display=console.batch_display(session))
+                          display=console.batch_display(session, src_dir))
     for path, write in ((report_path, batch_output.write_json), (junit_path, batch_output.write_junit),
                         (markdown_path, batch_output.write_markdown)):
         if path:
@@ -292,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line once; exits with the code of EXIT_CODES. Safe to call again
     in the same process: stdout and its file descriptor are restored on the way out."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("_MLCONVERT_COMPLETE"):  # the shell asks for completions: click answers on stdout
+        cli.main(args=argv, prog_name="mlconvert", obj=Session())
     with console.data_stream() as data:
         code = run(argv, Session(data))
     sys.exit(code)
@@ -300,8 +349,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str], session: Session) -> int:
     """One command: prints (and with --json emits the envelope), returns the exit code."""
     error = None
+    verbose = any(a in ("-v", "--verbose") for a in argv) or os.environ.get("MLCONVERT_DEBUG") == "1"
     try:
-        code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False, obj=session)
+        with console.library_noise(verbose):
+            code = cli.main(args=argv, prog_name="mlconvert", standalone_mode=False, obj=session)
         code = code if isinstance(code, int) else 0
     except MlconvertError as exc:
         code = exc.exit_code
@@ -341,6 +392,9 @@ def _parse_leniently(argv: list[str], session: Session) -> None:
     """After a usage error, read -v / -q / --json the way click does when it forgives
     errors, so that `mlconvert plan only-one-arg --json` still answers in JSON."""
     args = cli.with_default(argv)
+    if cli.mistyped(argv):  # no command to parse the rest with
+        session.json = "--json" in argv
+        return
     if not args:
         return
     try:

@@ -46,18 +46,14 @@ class Session:
     def out(self):
         """The Console on stdout, for the command's human output."""
         if self._out is None:
-            from rich.console import Console
-
-            self._out = Console(file=self.data, highlight=False, soft_wrap=False)
+            self._out = _console(file=self.data)
         return self._out
 
     @property
     def err(self):
         """The Console on stderr, for progress, warnings and errors."""
         if self._err is None:
-            from rich.console import Console
-
-            self._err = Console(stderr=True, highlight=False, soft_wrap=False)
+            self._err = _console(stderr=True)
         return self._err
 
     def show(self, result: dict, render=None) -> None:
@@ -90,6 +86,45 @@ class Session:
             doc = envelope(self.command, exit_code, self.result, error)
             self.data.write(json.dumps(_finite(doc), indent=2, default=str) + "\n")
             self.data.flush()
+
+
+_LOG_WIDTH = 10_000
+"""Wide enough that no line of a log is ever wrapped or an identifier cut."""
+
+
+def _console(**where):
+    """A rich Console. On a terminal it wraps at the terminal's width; anywhere else (a CI log,
+    a pipe, a file) a line is never wrapped mid-word and no cell is cut, so paths, URLs, edge
+    names and hashes can be copied as they are."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False, **where)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=_LOG_WIDTH, **where)
+    return console
+
+
+@contextlib.contextmanager
+def library_noise(verbose: bool):
+    """Converter libraries' chatter (TensorFlow's start-up lines, coremltools' progress bars,
+    their UserWarnings) is hidden unless -v: it would bury mlconvert's own messages and break
+    `-q`. Set through the environment too, so batch workers (fresh interpreters) inherit it."""
+    import warnings
+
+    env = {"MLCONVERT_VERBOSE": "1"} if verbose else {"TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with warnings.catch_warnings():
+            if not verbose:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def envelope(command: str | None, exit_code: int, result: dict | None, error: dict | None) -> dict:
@@ -148,9 +183,10 @@ def data_stream():
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
         if data is not original:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`) is not an error
                 data.flush()
-            data.close()
+            with contextlib.suppress(OSError, ValueError):
+                data.close()
         sys.stdout = original
         if saved is not None:
             _flush_c_stdio()  # what native code buffered belongs to stderr, not to the restored stdout
@@ -235,22 +271,37 @@ def conversion_notes(session: Session, report: dict) -> None:
         session.warn(f"{rec['edge']} ({rec['from']} → {rec['to']}) failed: {rec['error']}; re-planned")
 
 
+_STATUS_ORDER = {"used": 0, "usable": 1, "rejected": 2}
+_STATUS_COLOUR = {"used": "green", "usable": "cyan", "rejected": "red"}
+
+
 def plan(console, data: dict, explain: bool) -> None:
+    """The plan's steps; with --explain every edge, the used ones first. A plan that found no
+    path shows, without --explain, only the edges that touch this input's way to the target."""
     src = data["source"]
-    console.print(f"plan: {src['format']} ({plain(src['flavor'])}) → {data['target']['format']}, "
-                  f"{len(data['steps'])} step(s)")
+    if data["steps"]:
+        console.print(f"plan: {src['format']} ({plain(src['flavor'])}) → {data['target']['format']}, "
+                      f"{len(data['steps'])} step(s)")
     for i, s in enumerate(data["steps"], 1):
         console.print(f"  {i}. {s['edge']} ({s['library']}): {s['from']} → {s['to']}  [dim]{plain(s['fidelity'])}[/]")
+    edges = sorted(data["edges"], key=lambda e: (_STATUS_ORDER[e["status"]], e["edge"]))
     if explain:
         from rich.table import Table
 
         table = Table(title="edges", show_lines=False)
-        for col in ("edge", "from → to", "status", "why"):
-            table.add_column(col)
-        for e in data["edges"]:
-            colour = {"used": "green", "usable": "cyan", "rejected": "red"}[e["status"]]
-            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{colour}]{e['status']}[/]", plain(e["reason"]))
+        table.add_column("edge", overflow="fold")  # an edge name is never cut
+        table.add_column("from → to", overflow="fold")
+        table.add_column("status")
+        table.add_column("why")
+        for e in edges:
+            table.add_row(e["edge"], f"{e['from']} → {e['to']}", f"[{_STATUS_COLOUR[e['status']]}]{e['status']}[/]",
+                          plain(e["reason"]))
         console.print(table)
+    elif not data["steps"]:
+        for e in edges:
+            if e.get("relevant", True):
+                console.print(f"  [{_STATUS_COLOUR[e['status']]}]{e['status']:<8}[/] {e['edge']} "
+                              f"({e['from']} → {e['to']}): {plain(e['reason'])}")
 
 
 def _without_provenance(value):
@@ -259,26 +310,60 @@ def _without_provenance(value):
     return value
 
 
+_INSPECT_KEYS = ("flavor", "kind", "producer", "producer_version", "n_features", "feature_names", "n_classes")
+_VALUE_LIMIT = 400
+"""Characters of a long value shown on a terminal; the full value is in --json (and in logs)."""
+
+
+def _shown(value, limit: int | None) -> str:
+    """A value on one line, never cut inside a token: a long list stops at an item, with
+    how many are left; a long text at a word."""
+    if isinstance(value, (bool, type(None))):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        items = [f"{k}: {json.dumps(v, default=str) if not isinstance(v, str) else v}" for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [v if isinstance(v, str) else json.dumps(v, default=str) for v in value]
+    else:
+        text = str(value)
+        if limit is None or len(text) <= limit:
+            return text
+        cut = text.rfind(" ", 0, limit)
+        return text[: cut if cut > 0 else limit] + " … (--json has all of it)"
+    shown, size = [], 0
+    for item in items:
+        if limit is not None and shown and size + len(item) > limit:
+            return ", ".join(shown) + f", … ({len(items) - len(shown)} more; --json lists all)"
+        shown.append(item)
+        size += len(item) + 2
+    return ", ".join(shown)
+
+
 def inspect(console, report: dict) -> None:
+    limit = _VALUE_LIMIT if console.is_terminal else None
     console.print(f"[bold]{plain(report['path'])}[/]  {plain(report['title'])} ({report['format']}), "
                   f"{report['size']:,} bytes")
-    console.print(f"  sha256     {report['sha256']}")
-    for key in ("flavor", "kind", "producer", "producer_version", "n_features", "n_classes"):
+    rows: list[tuple[str, str, str]] = [("sha256", report["sha256"], "")]
+    for key in _INSPECT_KEYS:
         if report.get(key) is not None:
-            console.print(f"  {key:<10} {plain(report[key])}")
+            rows.append((key, _shown(report[key], limit), ""))
     for io in ("inputs", "outputs"):
         for item in report.get(io) or []:
-            console.print(f"  {io[:-1]:<10} {plain(item.get('name'))}  {plain(item.get('dtype', ''))} "
-                          f"{plain(item.get('shape', ''))}")
+            shape = item.get("shape", "")
+            rows.append((io[:-1], f"{item.get('name')}  {item.get('dtype', '')} "
+                                  f"{json.dumps(shape) if isinstance(shape, list) else shape}".rstrip(), ""))
     for key, value in (report.get("details") or {}).items():
         value = _without_provenance(value)  # provenance is shown on its own lines
         if value not in (None, [], {}, ""):
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            console.print(f"  [dim]{plain(key):<10}[/] {plain(text[:200])}")
+            rows.append((key, _shown(value, limit), "dim"))
     for key, value in (report.get("provenance") or {}).items():
-        console.print(f"  [cyan]mlconvert.{plain(key)}[/] {plain(str(value)[:200])}")
+        rows.append((f"mlconvert.{key}", _shown(value, limit), "cyan"))
+    width = max(10, *(len(key) for key, _, _ in rows))
+    for key, value, style in rows:
+        label = f"{plain(key):<{width}}"
+        console.print(f"  {f'[{style}]{label}[/]' if style else label} {plain(value)}")
     for w in report.get("warnings") or []:
-        console.print(f"  [yellow]warning[/]    {plain(w)}")
+        console.print(f"  [yellow]{'warning':<{width}}[/] {plain(w)}")
 
 
 def _here(e: dict) -> str:
@@ -295,11 +380,19 @@ def formats(console, data: dict) -> None:
         t.add_row(f["id"], f["title"], " ".join(f["extensions"]) or "(directory)")
     console.print(t)
     t = Table(title="edges")
-    for col in ("edge", "from → to", "accepts", "here"):
+    t.add_column("edge", overflow="fold")  # an edge name is never cut
+    for col in ("from → to", "accepts", "here"):
         t.add_column(col)
     for e in data["edges"]:
         t.add_row(e["edge"], f"{e['from']} → {e['to']}", ", ".join(e["flavors"]), _here(e))
     console.print(t)
+    read = {e["from"] for e in data["edges"]}
+    written = {e["to"] for e in data["edges"]}
+    for f in data["formats"]:
+        if f["id"] not in read and f["id"] not in written:
+            console.print(f"{f['id']}: inspected only (no edge reads or writes it)")
+        elif f["id"] not in read:
+            console.print(f"{f['id']}: a target only (no edge converts from it)")
 
 
 def doctor(console, info: dict) -> None:
@@ -325,25 +418,34 @@ def verification(console, result: dict) -> None:
 def batch_summary(console, report) -> None:
     from rich.table import Table
 
-    from mlconvert.batch_output import summary
+    from mlconvert.batch_output import failure_line, message_of, summary
 
     s = summary(report)
     counts = s["counts"]
     console.print(" · ".join(f"{n} {k}" for k, n in counts.items())
                   + f" · {report.seconds:.1f} s with {report.jobs} job(s)")
-    t = Table(title="per conversion")
-    for col in ("conversion", "ok", "failed"):
-        t.add_column(col)
-    for route, n in s["per_route"].items():
-        t.add_row(route, str(n["ok"]), f"[red]{n['failed']}[/]" if n["failed"] else "0")
-    console.print(t)
-    if s["failed"]:
+    if report.interrupted:
+        console.print(f"[yellow]interrupted[/] after {len(report.results)} conversion(s): "
+                      "rerun with --resume to continue where it stopped")
+    if s["per_route"]:
+        t = Table(title="per conversion")
+        for col in ("conversion", "ok", "failed"):
+            t.add_column(col)
+        for route, n in s["per_route"].items():
+            t.add_row(route, str(n["ok"]), f"[red]{n['failed']}[/]" if n["failed"] else "0")
+        console.print(t)
+    if s["failed"] and console.is_terminal:
         t = Table(title="failed")
-        for col in ("model", "target", "exit", "why"):
+        t.add_column("model", overflow="fold")
+        for col in ("target", "exit", "why"):
             t.add_column(col)
         for r in s["failed"]:
-            t.add_row(plain(r.source), r.target, str(r.exit_code), plain(r.message))
+            t.add_row(plain(r.source), r.target, str(r.exit_code), plain(message_of(report, r)))
         console.print(t)
+    elif s["failed"]:  # a log: one line per failure, to grep and to copy
+        console.print(f"failed ({len(s['failed'])}):")
+        for r in s["failed"]:
+            console.print(f"  {plain(failure_line(report, r))}")
     for title, rows, column, value in (("slowest", s["slowest"], "seconds", lambda r: f"{r.seconds:.2f} s"),
                                        ("largest verification differences", s["largest_differences"], "max abs",
                                         lambda r: f"{r.max_abs:.3g}")):
@@ -359,16 +461,19 @@ def batch_summary(console, report) -> None:
 # --- batch displays: progress on stderr while the batch runs ---
 
 
-def _failure(result) -> str:
-    return (f"[red]failed[/] {plain(result.source)} → {result.target}: exit {result.exit_code}, "
-            f"{plain(result.message)}")
+def _failure(result, root) -> str:
+    from mlconvert.batch_output import relative
+
+    return (f"[red]failed[/] {plain(result.source)} → {result.target}: exit {result.exit_code}: "
+            f"{plain(relative(root, result.message) if root else result.message)}")
 
 
 class FailuresDisplay:
     """-q: no progress, but each failed model still says so."""
 
-    def __init__(self, console):
+    def __init__(self, console, root=None):
         self.console = console
+        self.root = root  # messages name paths relative to it
 
     def start(self, total: int, skipped: int) -> None:
         pass
@@ -378,7 +483,7 @@ class FailuresDisplay:
 
     def finished(self, result) -> None:
         if not result.ok:
-            self.console.print(_failure(result))
+            self.console.print(_failure(result, self.root))
 
     def close(self, report) -> None:
         pass
@@ -387,8 +492,8 @@ class FailuresDisplay:
 class PlainDisplay(FailuresDisplay):
     """One line per finished model: what CI logs want."""
 
-    def __init__(self, console):
-        super().__init__(console)
+    def __init__(self, console, root=None):
+        super().__init__(console, root)
         self.done = 0
         self.total = 0
 
@@ -398,8 +503,10 @@ class PlainDisplay(FailuresDisplay):
 
     def finished(self, result) -> None:
         self.done += 1
-        detail = result.message if not result.ok else (
-            f"max abs {result.max_abs:.3g}" if result.max_abs is not None else result.message)
+        if not result.ok:
+            self.console.print(f"[{self.done}/{self.total}] {_failure(result, self.root)}")
+            return
+        detail = f"max abs {result.max_abs:.3g}" if result.max_abs is not None else result.message
         self.console.print(f"[{self.done}/{self.total}] {result.status:<10} {plain(result.source)} → "
                            f"{result.target}  {result.seconds:.2f} s  {plain(detail)}".rstrip())
 
@@ -407,8 +514,8 @@ class PlainDisplay(FailuresDisplay):
 class LiveDisplay(FailuresDisplay):
     """A progress bar with the files in flight and running counts, on a terminal."""
 
-    def __init__(self, console):
-        super().__init__(console)
+    def __init__(self, console, root=None):
+        super().__init__(console, root)
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
@@ -440,13 +547,13 @@ class LiveDisplay(FailuresDisplay):
         self.counts["ok" if result.ok else "failed"] += 1
         self.progress.update(self.task, advance=1, **self._fields())
         if not result.ok:
-            self.progress.console.print(_failure(result))
+            self.progress.console.print(_failure(result, self.root))
 
     def close(self, report) -> None:
         self.progress.stop()
 
 
-def batch_display(session: Session):
+def batch_display(session: Session, root=None):
     if session.quiet:
-        return FailuresDisplay(session.err)
-    return LiveDisplay(session.err) if session.err.is_terminal else PlainDisplay(session.err)
+        return FailuresDisplay(session.err, root)
+    return LiveDisplay(session.err, root) if session.err.is_terminal else PlainDisplay(session.err, root)

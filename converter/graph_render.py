@@ -59,6 +59,14 @@ def dot() -> str:
     return "\n".join(lines) + "\n"
 
 
+_KINDS = {".dot": "dot", ".gv": "dot", ".png": "png", ".svg": "svg", ".mmd": "mermaid", ".mermaid": "mermaid"}
+
+
+def kind_for(output: Path | None) -> str:
+    """What to write when --format is not given: what -o's extension says, else Mermaid."""
+    return _KINDS.get(Path(output).suffix.lower(), "mermaid") if output is not None else "mermaid"
+
+
 def render(kind: str, output: Path | None) -> str | None:
     """Text for mermaid/dot (written to `output` if given); png/svg need `output` and Graphviz."""
     if kind == "mermaid":

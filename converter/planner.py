@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from mlconvert.errors import NoPathError, UsageError
+from mlconvert.errors import MlconvertError, NoPathError, UsageError
 from mlconvert.edges import Edge, all_edges
 
 
@@ -23,9 +23,11 @@ class EdgeVerdict:
     target: str
     status: str  # "used" | "usable" | "rejected"
     reason: str = ""
+    relevant: bool = True  # touches this input's path to the target (what a failure shows without --explain)
 
     def to_dict(self) -> dict:
-        return {"edge": self.edge, "from": self.source, "to": self.target, "status": self.status, "reason": self.reason}
+        return {"edge": self.edge, "from": self.source, "to": self.target, "status": self.status, "reason": self.reason,
+                "relevant": self.relevant}
 
 
 @dataclass
@@ -86,13 +88,34 @@ def _cheapest(source: tuple[str, str], target: str, edges: list[Edge]) -> tuple[
     return [], 0.0, reached
 
 
-def _verdicts(edges: list[Edge], steps: list[Edge], reached: set, failed: dict[str, str]) -> list[EdgeVerdict]:
+def _leading_to(target: str, edges: list[Edge]) -> set[tuple[str, str]]:
+    """The (format, flavor) nodes from which some chain of edges reaches `target`."""
+    found: set[tuple[str, str]] = set()
+    changed = True
+    while changed:
+        changed = False
+        for edge in edges:
+            out = (edge.target, edge.output_flavor)
+            if edge.target == target or out in found:
+                for flavor in edge.flavors:
+                    if (edge.source, flavor) not in found:
+                        found.add((edge.source, flavor))
+                        changed = True
+    return found
+
+
+def _verdicts(edges: list[Edge], steps: list[Edge], reached: set, failed: dict[str, str],
+              target: str | None = None) -> list[EdgeVerdict]:
     verdicts = []
     flavors_at: dict[str, set[str]] = {}
     for fmt, flavor in reached:
         flavors_at.setdefault(fmt, set()).add(flavor)
+    toward = _leading_to(target, edges) if target else None
     for edge in edges:
         status, reason = "usable", "not on the cheapest path"
+        leads = toward is None or edge.target == target or (edge.target, edge.output_flavor) in toward
+        if not leads:
+            reason = f"leads to {edge.target}, from which nothing reaches {target}"
         unavailable = edge.unavailable_reason()
         if edge in steps:
             status, reason = "used", ""
@@ -106,7 +129,8 @@ def _verdicts(edges: list[Edge], steps: list[Edge], reached: set, failed: dict[s
             have = ", ".join(sorted(flavors_at[edge.source]))
             want = ", ".join(sorted(edge.flavors))
             status, reason = "rejected", f"accepts {edge.source} models of flavor {want}; this one is {have}"
-        verdicts.append(EdgeVerdict(edge.name, edge.source, edge.target, status, reason))
+        relevant = status == "used" or (edge.source in flavors_at and leads)
+        verdicts.append(EdgeVerdict(edge.name, edge.source, edge.target, status, reason, relevant))
     return verdicts
 
 
@@ -140,14 +164,75 @@ def find_plan(
         steps, cost, reached = (first + second if first and second else []), c1 + c2, reached1 | reached2
     else:
         steps, cost, reached = _cheapest(source, target_format, usable)
-    verdicts = _verdicts(edges, steps, reached, failed)
+    verdicts = _verdicts(edges, steps, reached, failed, target_format)
     plan = Plan(source_format, source_flavor, target_format, steps, cost, verdicts)
     if not steps:
-        route = f"{source_format} ({source_flavor}) to {target_format}" + (f" via {via}" if via else "")
-        raise NoPathError(
-            f"no conversion path from {route} in this environment",
-            hint="`mlconvert plan IN OUT --explain` lists every edge and why it was rejected; "
-            "`mlconvert doctor` shows what is installed",
-            details={"plan": plan.to_dict()},
-        )
+        message, hint = _why_no_path(source, target_format, via, edges, failed)
+        raise NoPathError(message, hint=hint, details={"plan": plan.to_dict()})
     return plan
+
+
+def _title(format_id: str) -> str:
+    from mlconvert import formats
+
+    try:
+        return formats.get(format_id).title
+    except MlconvertError:  # a format known to the edges only (tests, plugins)
+        return format_id
+
+
+def _why_no_path(source: tuple[str, str], target: str, via: str | None, edges: list[Edge],
+                 failed: dict[str, str]) -> tuple[str, str]:
+    """The one reason there is no path, in words: what is structurally missing, or what
+    to install when installing something would open a path (and only then)."""
+    explain = "`mlconvert plan IN OUT --explain` lists every edge and why"
+    fmt, flavor = source
+    route = f"{fmt} ({flavor}) to {target}" + (f" via {via}" if via else "")
+    if failed:
+        return f"no conversion path from {route} without the step(s) that failed", explain
+    # With every edge installed, would there be a path? Then installing is the answer.
+    candidates = edges
+    if via:
+        first, _, _ = _cheapest(source, via, candidates)
+        second = _cheapest((via, first[-1].output_flavor), target, candidates)[0] if first else []
+        would = first + second if first and second else []
+    else:
+        would = _cheapest(source, target, candidates)[0]
+    missing = [e for e in would if e.unavailable_reason()]
+    if would and missing:
+        needs = "; ".join(f"{e.name}: {e.unavailable_reason()}" for e in missing)
+        return f"no conversion path from {route} in this environment: {needs}", \
+            "install what is named, then `mlconvert doctor` shows the edges available here"
+    from_here = [e for e in edges if e.source == fmt]
+    into = [e for e in edges if e.target == target]
+    if not from_here:
+        role = f"{_title(fmt)} is a target format here" if any(e.target == fmt for e in edges) else \
+            f"{_title(fmt)} files can only be inspected"
+        return f"mlconvert has no converter from {fmt} ({role})", "`mlconvert formats` lists every edge"
+    if not into:
+        role = f"mlconvert reads {_title(target)} but does not write it" if any(e.source == target for e in edges) \
+            else f"{_title(target)} files can only be inspected"
+        return f"nothing converts to {target} ({role})", "`mlconvert formats` lists every edge"
+    if not any(e.accepts(flavor) for e in from_here):
+        takes = ", ".join(sorted({f for e in from_here for f in e.flavors}))
+        return (f"no converter takes a {fmt} of flavor {flavor} (they take {takes})",
+                "`mlconvert inspect FILE` shows what the file holds")
+    if via:  # say which leg has no path
+        first = _cheapest(source, via, candidates)[0]
+        if not first:
+            message, hint = _why_no_path(source, via, None, edges, failed)
+        else:
+            message, hint = _why_no_path((via, first[-1].output_flavor), target, None, edges, failed)
+        return f"no conversion path from {route}: {message}", hint
+    direct = [e for e in into if e.source == fmt]
+    if direct:
+        takes = ", ".join(sorted({f for e in direct for f in e.flavors}))
+        return (f"nothing converts {fmt} ({flavor}) to {target}: "
+                f"{', '.join(e.name for e in direct)} take(s) {fmt} models of flavor {takes} only", explain)
+    sources = []
+    for src in sorted({e.source for e in into}):
+        taken = {f for e in into if e.source == src for f in e.flavors}
+        every = {f for e in edges if e.source == src for f in e.flavors}
+        sources.append(src if taken == every else f"{src} models of flavor {', '.join(sorted(taken))}")
+    return (f"nothing converts {fmt} ({flavor}) to {target}: {target} is reached only from {', '.join(sources)}",
+            explain)

@@ -102,6 +102,8 @@ class Runner:
                 self.report.failed_steps.append(record)
                 raise _StepFailed(edge, record.error, unsupported)
             record.details = dict(details or {})
+            # What the step did with the options given (float64 kept, float16 compute) beats the edge's generic note.
+            record.fidelity = record.details.pop("fidelity", record.fidelity)
             self.report.steps.append(record)
             # mlconvert wrote this file itself: it is trusted; it loads with the source's options.
             current = Source(out, formats.get(edge.target), trust=True, options=self.source.options)

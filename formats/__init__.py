@@ -195,7 +195,32 @@ def get(format_id: str) -> Format:
         return _REGISTRY[format_id]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise UsageError(f"unknown format {format_id!r}", hint=f"known formats: {known}") from None
+        close = did_you_mean(str(format_id), _REGISTRY)
+        raise UsageError(f"unknown format {format_id!r}" + (f"; did you mean {close!r}?" if close else ""),
+                         hint=f"known formats: {known}") from None
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    """The choice closest to a mistyped word, if one is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def extension_hint(path: Path) -> str:
+    """What to do about an output name whose extension names no format."""
+    _ensure_loaded()
+    known = sorted({ext for fmt in _REGISTRY.values() for ext in fmt.extensions})
+    suffix = "".join(Path(path).suffixes[-1:]).lower()
+    if suffix:
+        close = did_you_mean(suffix, known)
+        if close:
+            return f"did you mean {Path(path).name[: -len(suffix)]}{close}? Or pass --to FORMAT"
+    folders = ", ".join(f.id for f in _REGISTRY.values() if f.directory)
+    main = " ".join(f.extensions[0] for f in _in_sniff_order() if f.extensions)
+    return (f"use a known extension ({main}, ...; `mlconvert formats` lists them all) or pass --to FORMAT"
+            + (f"; a folder output (no extension) needs --to ({folders})" if folders and not suffix else ""))
 
 
 def by_extension(path: Path) -> Format | None:
@@ -305,6 +330,14 @@ def detect(path: Path, declared: str | None = None) -> Format:
     for fmt in _in_sniff_order():
         if not fmt.directory and fmt.sniff(head, path):
             return fmt
+    from mlconvert.formats._keras_config import is_architecture_json
+
+    if is_architecture_json(head):
+        raise InputError(
+            f"{path} is a Keras model architecture (model.to_json()): it has no weights",
+            hint=f"convert the weights file with --architecture {path.name}, "
+                 "e.g. mlconvert weights.h5 model.onnx --architecture " + path.name,
+        )
     guess = by_extension(path)
     if guess is not None and not guess.directory:
         raise InputError(

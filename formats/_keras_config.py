@@ -9,6 +9,17 @@ from __future__ import annotations
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 
 
+def is_architecture_json(head: bytes) -> bool:
+    """Whether a file's first bytes are a Keras model.to_json(): an architecture without weights."""
+    import re
+
+    text = head.lstrip()
+    if not text.startswith(b"{") or b'"learner"' in text:  # an XGBoost JSON model has "learner"
+        return False
+    model_class = re.search(rb'"class_name"\s*:\s*"(Sequential|Functional|Model)"', text)
+    return bool(model_class) and b'"config"' in text and (b'"layers"' in text or b'"keras_version"' in text)
+
+
 def _dtype_name(dtype) -> str | None:
     """Keras 2 writes "float32"; Keras 3 a DTypePolicy dict."""
     if isinstance(dtype, str):

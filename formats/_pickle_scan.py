@@ -64,6 +64,7 @@ class PickleScan:
     sklearn_version: str | None
     versions: dict[str, str] = field(default_factory=dict)  # e.g. {"scikit-learn": "1.9.0", "xgboost": "3.2.0"}
     n_features: int | None = None
+    feature_names: list[str] = field(default_factory=list)  # the input columns' names (feature_names_in_)
     estimators: list[str] = field(default_factory=list)  # class names in stream order; runs as "Name (xN)"
     steps: list[str] = field(default_factory=list)  # Pipeline step classes, when the top object is a Pipeline
     python2: bool = False  # written by Python 2 (its str opcodes: STRING / BINSTRING / SHORT_BINSTRING)
@@ -173,6 +174,8 @@ class _Acc:
         self.estimators: list[tuple[int, str, str]] = []  # (construction order, name, module)
         self.sklearn_versions: list[str] = []
         self.n_features: int | None = None
+        # id(object) -> (n_features_in_, feature_names_in_) of each fitted estimator
+        self.inputs: dict[int, tuple[int | None, list[str]]] = {}
         self.versions: dict[str, str] = {}
         self.wrappers = 0
         self.notes: list[str] = []
@@ -652,12 +655,40 @@ def _after_build(stream: Stream, obj: _Obj, acc: _Acc, depth: int) -> None:
         real = _class_of(obj)
         if real is not None:
             acc.estimators.append((obj.seq, real.name, real.module))
-    if acc.n_features is None:
-        n = state.get("n_features_in_", _MISSING)
-        if n is _MISSING:
-            n = state.get("_n_features", _MISSING)  # LightGBM's sklearn wrapper
-        if isinstance(n, int) and not isinstance(n, bool):
-            acc.n_features = n
+    n = state.get("n_features_in_", _MISSING)
+    if n is _MISSING:
+        n = state.get("_n_features", _MISSING)  # LightGBM's sklearn wrapper
+    n = n if isinstance(n, int) and not isinstance(n, bool) else None
+    names = _strings_of_array(state.get("feature_names_in_"))
+    if n is not None or names:
+        acc.inputs[id(obj)] = (n, names)
+    if acc.n_features is None and n is not None:
+        acc.n_features = n
+
+
+def _strings_of_array(value: Any) -> list[str]:
+    """The strings of a pickled numpy object array (as feature_names_in_ is), read from its
+    reconstruct state (version, shape, dtype, fortran, items); [] for anything else."""
+    state = value.state if isinstance(value, _Obj) else None
+    if isinstance(state, tuple) and len(state) == 5 and isinstance(state[4], list):
+        items = state[4]
+        if items and all(isinstance(x, str) for x in items):
+            return list(items)
+    return []
+
+
+def _input_of(top: Any, acc: _Acc, depth: int = 0) -> tuple[int | None, list[str]]:
+    """What the held model takes: its own n_features_in_ / feature_names_in_, or for a
+    Pipeline those of its first step (a ColumnTransformer sees every DataFrame column)."""
+    if id(top) in acc.inputs:
+        return acc.inputs[id(top)]
+    cls = _class_of(top)
+    state = _state_dict(top.state) if isinstance(top, _Obj) else None
+    if depth < 8 and cls is not None and cls.name == "Pipeline" and state is not None:
+        steps = state.get("steps")
+        if isinstance(steps, list) and steps and isinstance(steps[0], tuple) and len(steps[0]) == 2:
+            return _input_of(steps[0][1], acc, depth + 1)
+    return None, []
 
 
 # --------------------------------------------------------------------------------------
@@ -811,6 +842,11 @@ def _scan_pickle(path: Path, max_decompressed: int) -> PickleScan:
         n = top_state.get("n_features_in_")
         if isinstance(n, int) and not isinstance(n, bool):
             n_features = n
+    held_n, feature_names = _input_of(top, acc)
+    if held_n is not None:
+        n_features = held_n
+    elif feature_names:
+        n_features = len(feature_names)
 
     protocol = acc.protocol if acc.protocol is not None else acc.max_op_proto
 
@@ -825,6 +861,7 @@ def _scan_pickle(path: Path, max_decompressed: int) -> PickleScan:
         sklearn_version=sklearn_version,
         versions=versions,
         n_features=n_features,
+        feature_names=feature_names,
         estimators=_collapse([name for _, name, _ in estimators_sorted]),
         steps=_steps_of(top),
         python2=acc.python2,

@@ -24,11 +24,37 @@ from mlconvert.formats._keras_config import is_custom_layer, summarize_config, w
 _HINT_TF = "install it: pip install 'mlconvert[tf]'"
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 points at /dev/null for the block: TensorFlow's C++ start-up lines
+    (absl, oneDNN) are written there directly and TF_CPP_MIN_LOG_LEVEL no longer stops them.
+    With MLCONVERT_VERBOSE=1 (mlconvert -v) they are shown."""
+    if os.environ.get("MLCONVERT_VERBOSE") == "1":
+        yield
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def import_tf():
     """tensorflow, imported quietly (TF's C++ start-up chatter goes nowhere)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
+        with _native_stderr_silenced():
+            import tensorflow as tf
     except ImportError as exc:
         raise NoPathError("TensorFlow is not installed", hint=_HINT_TF) from exc
     import logging

@@ -58,6 +58,14 @@ def objective_kind(objective: str) -> str:
     return "regressor"
 
 
+def _library_version(model_format: str | None) -> str | None:
+    """The LightGBM release line a model-format version comes from: the file records its
+    format (version=v4), not the library's version; format vN is written by LightGBM N.x."""
+    if model_format and model_format[:1] == "v" and model_format[1:].isdigit() and int(model_format[1:]) >= 2:
+        return f"{model_format[1:]}.x"
+    return None
+
+
 def describe(path: Path) -> dict:
     header, trees, complete = read_header(path)
     if "version" not in header or not complete:
@@ -72,10 +80,11 @@ def describe(path: Path) -> dict:
         "flavor": "lightgbm",
         "kind": objective_kind(objective),
         "producer": "lightgbm",
-        "producer_version": header.get("version"),
+        "producer_version": _library_version(header.get("version")),
         "n_features": int(header.get("max_feature_idx", "-1")) + 1 or None,
         "n_classes": num_class if num_class > 1 else (2 if objective.startswith("binary") else None),
         "details": {
+            "model_format": header.get("version"),
             "objective": objective,
             "trees": trees,
             "feature_names": header.get("feature_names", "").split() or None,

@@ -245,7 +245,9 @@ def _read_model(data: bytes) -> dict:
     producer_version = pb.decode_string(pb.first(model, 3), strict=False)
     if producer_version:
         result["producer_version"] = producer_version
-    if inputs and inputs[0]["shape"] and isinstance(inputs[0]["shape"][-1], int) and inputs[0]["shape"][-1] > 0:
+    # A table of features is (rows, features); an image's last dimension is not a feature count.
+    if (len(inputs) == 1 and inputs[0]["shape"] and len(inputs[0]["shape"]) == 2
+            and isinstance(inputs[0]["shape"][-1], int) and inputs[0]["shape"][-1] > 0):
         result["n_features"] = inputs[0]["shape"][-1]
     if n_classes:
         result["n_classes"] = n_classes

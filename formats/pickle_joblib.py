@@ -115,6 +115,7 @@ def describe(path: Path) -> dict:
         "producer": producer,
         "producer_version": producer_version,
         "n_features": scan.n_features,
+        **({"feature_names": list(scan.feature_names)} if scan.feature_names else {}),
         "details": {
             "container": scan.container,
             "protocol": scan.protocol,

@@ -422,7 +422,7 @@ def test_exit_4_no_path(cli, fixtures, tmp_path):
     assert r.code == 4, r
     assert r.envelope["exit_code"] == 4 and r.envelope["result"] is None
     assert "catboost-save" in {e["edge"] for e in r.envelope["error"]["details"]["plan"]["edges"]}
-    assert "no conversion path from pickle (sklearn) to catboost" in r.err
+    assert "nothing converts pickle (sklearn) to catboost" in r.err
     assert "catboost-save" in r.err  # the rejected edges are shown with their reasons
 
 

@@ -93,6 +93,9 @@ class Edge:
     # What most likely explains a verification mismatch after this edge, unless the
     # named option was given (e.g. ("double", "--double keeps float64")).
     mismatch_hint: tuple[str, str] | None = None
+    # The options of `convert` this step honours ("double", "opset", "fp16"); given to a
+    # plan with no step that honours it, an option is refused as having no effect.
+    options: tuple[str, ...] = ()
 
     def unavailable_reason(self) -> str | None:
         problems = [p for p in (r.problem() for r in self.requires) if p]

@@ -164,7 +164,8 @@ def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
     if got != wanted:
         raise ConversionError(f"coremltools wrote a {got} model where {wanted} was asked for",
                               hint="this is a coremltools bug; the output was not written")
-    return {"precision": got, "model_type": written.WhichOneof("Type")}
+    return {"precision": got, "model_type": written.WhichOneof("Type"),
+            "fidelity": "float16 compute (--fp16)" if fp16 else "float32 compute"}
 
 
 # float16 keeps about three significant digits.
@@ -189,4 +190,5 @@ for source, flavors in TF_SOURCES:
         fidelity="float32 (--fp16: float16 compute in an ML program)",
         option_tolerances=(("fp16", FP16_TOLERANCE),),
         notes="the serving function as a concrete function; .mlpackage ML program, .mlmodel neural network",
+        options=("fp16",),
     ))

@@ -113,5 +113,6 @@ for source, lib, func in (
             fidelity="float32 inputs; thresholds rounded to decide exactly" if lib == "lightgbm"
             else "lossless (XGBoost computes in float32)",
             tolerance=_FLOAT32_SUMS,
+            options=("opset",),
         )
     )

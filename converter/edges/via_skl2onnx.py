@@ -104,7 +104,8 @@ def sklearn_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
             hint="skl2onnx supports most scikit-learn estimators; custom transformers need a registered converter",
         ) from exc
     dst.write_bytes(onx.SerializeToString())
-    return {"input_dtype": "float64" if double else "float32"}
+    return {"input_dtype": "float64" if double else "float32",
+            **({"fidelity": "float64 kept (--double)"} if double else {})}
 
 
 register_edge(
@@ -119,5 +120,6 @@ register_edge(
         requires=(Requirement("skl2onnx", "1.17"), Requirement("scikit-learn", "1.4"), Requirement("onnx")),
         fidelity="float64 -> float32 (--double keeps float64)",
         mismatch_hint=("double", "the ONNX model computes in float32: --double keeps float64"),
+        options=("double", "opset"),
     )
 )

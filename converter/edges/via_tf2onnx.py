@@ -142,5 +142,6 @@ for source, flavors in TF_SOURCES:
             requires=_REQUIRES,
             fidelity="float32, same ops (ONNX Runtime may fuse them)",
             notes="Keras through a tf.function with a named input signature; SavedModels through serving_default",
+            options=("opset",),
         )
     )
