@@ -78,8 +78,23 @@ def _remap(module: str, name: str) -> tuple[str, str]:
     return module, name
 
 
+def _before_import(module: str) -> None:
+    """What a module needs from today's libraries before it can be imported."""
+    if module.split(".")[0] == "sklearn_pandas":
+        # sklearn-pandas 2.2 (its last release) imports sklearn.utils.tosequence, which
+        # scikit-learn 1.7 removed; sklearn2pmml restores it the same way.
+        import sklearn.utils
+
+        if not hasattr(sklearn.utils, "tosequence"):
+            def tosequence(x):
+                return x if isinstance(x, (list, tuple)) else list(x) if hasattr(x, "__iter__") else [x]
+
+            sklearn.utils.tosequence = tosequence
+
+
 def _import(module: str) -> types.ModuleType:
     """Import `module`, trying the paths modern releases moved it to."""
+    _before_import(module)
     candidates = [module]
     if (module == "numpy.core" or module.startswith("numpy.core.")) and importlib.util.find_spec("numpy._core") is not None:
         candidates.insert(0, "numpy._core" + module[len("numpy.core"):])  # numpy 2 renamed it

@@ -77,6 +77,9 @@ def _kind_of(name: str | None) -> str | None:
     return None
 
 
+# Packages of scikit-learn-API wrappers (sklearn2pmml's PMMLPipeline and decorators,
+# sklearn-pandas' DataFrameMapper).
+_SKLEARN_API_WRAPPERS = ("sklearn2pmml", "sklearn_pandas")
 _PRODUCERS = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
 
 
@@ -84,12 +87,17 @@ def describe(path: Path) -> dict:
     """What the file holds, from a static scan: nothing in it is run."""
     scan = scan_pickle(path)
     top = scan.top_class.rsplit(".", 1)[-1] if scan.top_class else None
-    if top == "Pipeline":
+    if top in ("Pipeline", "PMMLPipeline"):
         kind = _kind_of(scan.steps[-1]) if scan.steps else None
         kind = kind or "pipeline"
     else:
         kind = _kind_of(top)
-    producer = _PRODUCERS.get(scan.flavor)
+    flavor = scan.flavor
+    if scan.top_class and scan.top_class.split(".")[0] in _SKLEARN_API_WRAPPERS:
+        # A PMMLPipeline or DataFrameMapper is a scikit-learn model whatever its last step
+        # (an XGBoost or LightGBM estimator converts inside it, through skl2onnx).
+        flavor = "sklearn"
+    producer = _PRODUCERS.get(flavor)
     producer_version = scan.versions.get(producer) if producer else None
 
     warnings: list[str] = []
@@ -110,7 +118,7 @@ def describe(path: Path) -> dict:
     warnings.extend(scan.notes)
 
     return {
-        "flavor": scan.flavor,
+        "flavor": flavor,
         "kind": kind,
         "producer": producer,
         "producer_version": producer_version,
