@@ -216,3 +216,50 @@ def test_lightgbm_inside_data_frame_mapper_pipeline(tmp_path):
     rows.iloc[::6, 2] = np.nan
     rows.iloc[1::6, 3] = 5.0  # out of range: as missing, then 0.0
     _check_regressor(model, out, rows, rtol=1e-5)
+
+
+# --- fitted transformers on their own, clusterers ---
+
+
+@pytest.mark.parametrize("make", ["scaler", "minmax", "columns"])
+def test_fitted_transformer_alone_converts_and_verifies_with_transform(tmp_path, make):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    X, _ = _iris()
+    arr = X.to_numpy()
+    model = {"scaler": StandardScaler(), "minmax": MinMaxScaler(),
+             "columns": ColumnTransformer([("s", StandardScaler(), [0, 1]), ("keep", "passthrough", [3])])}[make]
+    model.fit(arr)
+    out, report = _convert(_dump(model, tmp_path), tmp_path)
+    assert [o["name"] for o in report.verification["outputs"]] == ["value"]
+    got = _run_onnx(out, X)[0]
+    assert np.abs(got - model.transform(arr)).max() < 1e-5
+
+
+def test_kmeans_in_a_pipeline_compares_cluster_labels(tmp_path):
+    from sklearn.cluster import KMeans
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = _iris()
+    arr = X.to_numpy()
+    model = make_pipeline(StandardScaler(), KMeans(3, random_state=0, n_init=3)).fit(arr)
+    out, report = _convert(_dump(model, tmp_path), tmp_path)
+    checks = {o["name"]: o for o in report.verification["outputs"]}
+    assert checks["label"]["agreement"] == 1.0
+    assert np.array_equal(np.ravel(_run_onnx(out, X)[0]), model.predict(arr))
+
+
+@pytest.mark.realworld
+@pytest.mark.parametrize("name", ["adityab_scaler.pkl", "anindasau_scaler.pkl", "cryptic_scaler.pkl"])
+def test_realworld_scalers_shipped_beside_keras_models(realworld, tmp_path, name):
+    path = realworld / "keras" / name
+    out, _ = _convert(path, tmp_path)
+    import joblib
+
+    scaler = joblib.load(path)  # joblib files: read by the library that wrote them, in the test only
+    rows = np.random.default_rng(0).normal(scaler.mean_ if hasattr(scaler, "mean_") else 0.5, 1.0,
+                                           (32, scaler.n_features_in_))
+    got = _run_onnx(out, pd.DataFrame(rows))[0]
+    assert np.abs(got - scaler.transform(rows)).max() < 1e-4 * max(1.0, np.abs(scaler.transform(rows)).max())
