@@ -63,6 +63,14 @@ _MODULE_RENAMES = {
     "sklearn.svm.classes": "sklearn.svm._classes",
 }
 _NAME_RENAMES = {
+    # pandas < 2 pickles (the renames pandas' own read_pickle applies): the integer and
+    # float indexes became Index with that dtype; blocks are rebuilt by _unpickle_block.
+    ("pandas.core.indexes.numeric", "Int64Index"): ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.numeric", "UInt64Index"): ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.numeric", "Float64Index"): ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.internals.blocks", "new_block"): ("pandas._libs.internals", "_unpickle_block"),
+    ("pandas._libs.tslibs.nattype", "__nat_unpickle"): ("pandas._libs.tslibs.nattype", "_nat_unpickle"),
+    ("pandas.core.arrays.sparse.dtype", "SparseDtype"): ("pandas.core.dtypes.dtypes", "SparseDtype"),
     ("__builtin__", "unicode"): ("builtins", "str"),
     ("__builtin__", "basestring"): ("builtins", "str"),
     ("__builtin__", "long"): ("builtins", "int"),
@@ -142,7 +150,20 @@ def _resolve(module: str, name: str, trust: bool) -> Any:
                 hint=TRUST_HINT,
                 details={"untrusted": [f"{module}.{name}"]},
             )
+        if (new_module, new_name) == ("pyarrow.lib", "_restore_array"):
+            return _validated(obj)
     return obj
+
+
+def _validated(restore):
+    """pyarrow's array rebuilder, checking each array it builds from the file's buffers
+    (offsets and lengths inside the buffers) before anything reads it."""
+    def restore_array(*args):
+        array = restore(*args)
+        array.validate(full=True)
+        return array
+
+    return restore_array
 
 
 def _joblib_unpickler(filename: str, fh, trust: bool):

@@ -263,3 +263,64 @@ def test_realworld_scalers_shipped_beside_keras_models(realworld, tmp_path, name
                                            (32, scaler.n_features_in_))
     got = _run_onnx(out, pd.DataFrame(rows))[0]
     assert np.abs(got - scaler.transform(rows)).max() < 1e-4 * max(1.0, np.abs(scaler.transform(rows)).max())
+
+
+# --- the allow-list: pandas data, sklearn2pmml's decorators ---
+
+
+def test_pandas_dtypes_and_arrow_strings_load_without_trust(tmp_path):
+    """A model carrying a DataFrame's dtypes and string columns (pandas 3 keeps them in
+    Arrow arrays) is data, not code: it loads and converts without --trust."""
+    pytest.importorskip("pyarrow")
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _iris()
+    frame = X.assign(color=pd.array(["a", "b", "c"] * 50, dtype="string[pyarrow]"))
+    model = LogisticRegression(max_iter=500).fit(X.to_numpy(), y)
+    model.dtypes_seen_ = frame.dtypes  # what web apps keep beside the model
+    model.colors_ = frame["color"].array
+    path = _dump(model, tmp_path)
+    from mlconvert.formats._pickle_scan import scan_pickle
+
+    scan = scan_pickle(path)
+    assert any("ArrowStringArray" in g for g in scan.globals) and not scan.untrusted
+    report = api.convert(path, tmp_path / "m.onnx")
+    assert report.verification["status"] == "verified"
+
+
+def test_arrow_array_with_offsets_outside_its_buffers_is_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    from mlconvert.errors import InputError
+    from mlconvert.formats._pickle_load import load_pickle
+
+    class Forged:
+        def __reduce__(self):
+            offsets = pa.py_buffer(np.array([0, 1, 1 << 20], dtype=np.int32).tobytes())
+            return pa.lib._restore_array, ((pa.string(), 2, 0, 0, [None, offsets, pa.py_buffer(b"xyy")], [], None),)
+
+    path = _dump({"column": Forged()}, tmp_path)
+    with pytest.raises(InputError):
+        load_pickle(path)
+
+
+def test_pmml_decorators_load_without_trust_but_expression_transformer_does_not(tmp_path):
+    from sklearn.linear_model import LinearRegression
+    from sklearn2pmml.decoration import CategoricalDomain, ContinuousDomain
+    from sklearn2pmml.pipeline import PMMLPipeline
+    from sklearn2pmml.preprocessing import ExpressionTransformer
+
+    from mlconvert.errors import UntrustedInputError
+
+    X, _ = _iris()
+    model = PMMLPipeline([("domain", ContinuousDomain()), ("reg", LinearRegression())]).fit(X, X["sl"] * 2)
+    out = tmp_path / "m.onnx"
+    assert api.convert(_dump(model, tmp_path), out).verification["status"] == "verified"
+
+    frame = X.assign(color=np.where(X["sl"] > 5.8, "big", "small"))
+    domain = CategoricalDomain().fit(frame[["color"]])  # its dtype_ is pandas' StringDtype
+    assert not __import__("mlconvert").formats._pickle_scan.scan_pickle(_dump(domain, tmp_path, "d.pkl")).untrusted
+
+    expr = PMMLPipeline([("expr", ExpressionTransformer("X[0] + X[1]")), ("reg", LinearRegression())])
+    expr.fit(X, X["sl"])
+    with pytest.raises(UntrustedInputError, match="ExpressionTransformer"):
+        api.convert(_dump(expr, tmp_path, "expr.pkl"), tmp_path / "e.onnx")
