@@ -6,6 +6,7 @@ and raises the typed errors of errors.py.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import sys
@@ -15,8 +16,8 @@ from pathlib import Path
 from mlconvert import formats, outputs, plugins, probe
 from mlconvert._version import __version__
 from mlconvert.edges import all_edges
-from mlconvert.errors import ConversionError, MlconvertError, UnverifiedError, UntrustedInputError, UsageError, \
-    VerificationError
+from mlconvert.errors import ConversionError, MlconvertError, NoPathError, UnverifiedError, UntrustedInputError, \
+    UsageError, VerificationError
 from mlconvert.formats import Source
 from mlconvert.planner import Plan, find_plan
 from mlconvert.report import ConversionReport, InspectReport
@@ -54,7 +55,21 @@ def plan(src, dst, *, from_format: str | None = None, to_format: str | None = No
     """The plan `convert` would follow, without running it. Planning never loads the model."""
     source = identify(Path(src), from_format, trust=trust)
     target = target_format(Path(dst), to_format)
-    return find_plan(source.format.id, source.flavor, target.id, via=via and formats.get(via).id)
+    with _flavor_explained(source):
+        return find_plan(source.format.id, source.flavor, target.id, via=via and formats.get(via).id)
+
+
+@contextlib.contextmanager
+def _flavor_explained(source: Source):
+    """A refusal for an input whose flavor could not be told says what made it so."""
+    try:
+        yield
+    except NoPathError as exc:
+        reason = source.description.get("flavor_reason")
+        if reason and reason not in exc.message:
+            exc.message = f"{exc.message}: {reason}"
+            exc.args = (exc.message,)
+        raise
 
 
 def inspect(path, *, from_format: str | None = None) -> InspectReport:
@@ -161,7 +176,8 @@ def convert(
     )
     options = {**extra_options, "double": double, "opset": opset}
     with outputs.scratch_dir(dst) as workdir:
-        chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
+        with _flavor_explained(source):
+            chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
         result = None
         if verify:
             from mlconvert import verification

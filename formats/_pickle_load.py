@@ -190,7 +190,47 @@ class _GuardedUnpickler(pickle.Unpickler):
         return _resolve(module, name, self._trust)
 
 
-def _load_failure_hint(scan: PickleScan) -> str:
+# Import names whose pip package is named otherwise, or is installed by an mlconvert extra.
+_PIP_NAMES = {
+    "sklearn2pmml": "'mlconvert[pmml]'", "sklearn_pandas": "'mlconvert[pmml]'",
+    "xgboost": "'mlconvert[classic]'", "lightgbm": "'mlconvert[classic]'", "catboost": "'mlconvert[classic]'",
+    "sklearn": "'mlconvert[classic]'", "pyarrow": "'mlconvert[classic]'", "pandas": "pandas",
+    "imblearn": "imbalanced-learn", "category_encoders": "category_encoders", "cv2": "opencv-python",
+    "yaml": "pyyaml", "PIL": "pillow", "skopt": "scikit-optimize", "feature_engine": "feature-engine",
+    "lifelines": "lifelines", "statsmodels": "statsmodels", "dask_ml": "dask-ml", "interpret": "interpret",
+}
+
+
+def installed(top: str) -> bool:
+    """Whether a top-level module can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # e.g. blocked with sys.modules[top] = None
+        return False
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    """The module an import failure names, when its package is not installed at all."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name if not installed(exc.name.split(".")[0]) else None
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _missing_module_hint(module: str) -> str:
+    top = module.split(".")[0]
+    package = _PIP_NAMES.get(top, top)
+    ours = package.startswith("'mlconvert[")
+    return (f"the pickle needs the module {module}, which is not installed here: "
+            f"pip install {package}" + ("" if ours else f" (the package that provides `{top}`; its name on "
+                                        "the package index may differ)") + ", then run again")
+
+
+def _load_failure_hint(scan: PickleScan, exc: BaseException | None = None) -> str:
+    missing = _missing_module(exc) if exc is not None else None
+    if missing:
+        return _missing_module_hint(missing)
     recorded = scan.sklearn_version
     installed = probe.dist_version("scikit-learn") if scan.flavor == "sklearn" or recorded else None
     if recorded and installed and recorded != installed:
@@ -295,7 +335,7 @@ def load_pickle(path, trust: bool = False, *, max_decompressed: int = MAX_DECOMP
             installed = probe.dist_version("scikit-learn")
             raise InputError(
                 f"{path} could not be loaded: {type(exc).__name__}: {exc}",
-                hint=_load_failure_hint(scan),
+                hint=_load_failure_hint(scan, exc),
                 details={
                     "path": str(path),
                     "top_class": scan.top_class,

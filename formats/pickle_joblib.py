@@ -116,6 +116,9 @@ def describe(path: Path) -> dict:
     if scan.python2:
         warnings.append("written by Python 2")
     warnings.extend(scan.notes)
+    flavor_reason = _unknown_flavor_reason(scan) if flavor == "unknown" else None
+    if flavor_reason:
+        warnings.append(flavor_reason)
 
     return {
         "flavor": flavor,
@@ -135,7 +138,29 @@ def describe(path: Path) -> dict:
             "python2": scan.python2,
         },
         "warnings": warnings,
+        **({"flavor_reason": flavor_reason} if flavor_reason else {}),
     }
+
+
+# Modules whose globals build plain values; they say nothing about what model is inside.
+_PLAIN = ("builtins", "__builtin__", "copyreg", "copy_reg", "_codecs", "collections", "numpy", "joblib", "pandas")
+
+
+def _unknown_flavor_reason(scan) -> str:
+    """Which classes made the flavor unknown: what the file holds instead of a model."""
+    from mlconvert.formats._pickle_load import _missing_module_hint, installed
+
+    classes = [g for g in scan.globals if g.split(".")[0] not in _PLAIN + tuple(_PRODUCERS) and g != scan.top_class]
+    held = f"the file holds {scan.top_class}" if scan.top_class else "the file holds no object mlconvert recognises"
+    made = f", built from {', '.join(classes[:8])}" + (f" and {len(classes) - 8} more" if len(classes) > 8 else "") \
+        if classes else ""
+    reason = (f"{held}{made}: no scikit-learn, XGBoost, LightGBM or CatBoost model, so its flavor is unknown "
+              "(a model wrapped in another library's object converts once saved on its own)")
+    tops = {g.split(".")[0] for g in [scan.top_class or "", *classes] if g}
+    missing = sorted(t for t in tops if not installed(t))
+    if missing:
+        reason += "; " + "; ".join(_missing_module_hint(m) for m in missing)
+    return reason
 
 
 def predictor(source, options: dict):

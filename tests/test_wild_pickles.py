@@ -324,3 +324,33 @@ def test_pmml_decorators_load_without_trust_but_expression_transformer_does_not(
     expr.fit(X, X["sl"])
     with pytest.raises(UntrustedInputError, match="ExpressionTransformer"):
         api.convert(_dump(expr, tmp_path, "expr.pkl"), tmp_path / "e.onnx")
+
+
+# --- what a refusal says ---
+
+
+def test_missing_package_hint_names_module_and_our_extra(tmp_path):
+    """A PMML pipeline where sklearn2pmml is not installed: the hint says what to install."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn2pmml.decoration import ContinuousDomain
+    from sklearn2pmml.pipeline import PMMLPipeline
+
+    from conftest import run_cli
+
+    X, _ = _iris()
+    model = PMMLPipeline([("domain", ContinuousDomain()), ("reg", LinearRegression())]).fit(X, X["sl"])
+    path = _dump(model, tmp_path)
+    r = run_cli("convert", "--trust", str(path), str(tmp_path / "m.onnx"),
+                prelude="import sys; sys.modules['sklearn2pmml'] = None")
+    assert r.code == 3, r
+    assert "sklearn2pmml" in r.err and "pip install 'mlconvert[pmml]'" in r.err
+
+
+def test_unknown_flavor_refusal_names_the_classes(tmp_path):
+    import fractions
+
+    path = _dump({"model": fractions.Fraction(1, 3)}, tmp_path)
+    from mlconvert.errors import NoPathError
+
+    with pytest.raises(NoPathError, match=r"builtins.dict, built from fractions.Fraction"):
+        api.convert(path, tmp_path / "m.onnx", trust=True)
