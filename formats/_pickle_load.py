@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from mlconvert import probe
 from mlconvert.errors import InputError, MlconvertError, UntrustedInputError
+from mlconvert.formats import _pickle_upgrades as _upgrades
 from mlconvert.formats._pickle_scan import PickleScan, scan_pickle
 from mlconvert.formats._pickle_stream import MAX_DECOMPRESSED, Opened
 from mlconvert.safety import TRUST_HINT, is_allowed
@@ -129,6 +130,13 @@ def _resolve(module: str, name: str, trust: bool) -> Any:
             hint=TRUST_HINT,
             details={"untrusted": [f"{module}.{name}"]},
         )
+    if (new_module, new_name) == ("sklearn.tree._tree", "Tree"):
+        return _upgrades.upgrading_tree()  # node arrays of scikit-learn < 1.3 get their new field
+    if _upgrades.is_removed_target(new_module, new_name):
+        try:
+            return getattr(_import(new_module), new_name)
+        except (ImportError, AttributeError):  # removed since: a placeholder that an upgrade replaces
+            return _upgrades.removed_class(new_module, new_name)
     mod = _import(new_module)
     if "." in new_name:  # only reachable with --trust
         obj: Any = mod
@@ -257,6 +265,8 @@ def _sklearn_estimators(root: Any, budget: int = 20000) -> Iterator[Any]:
         budget -= 1
         if isinstance(obj, (list, tuple)):
             todo.extend(obj)
+        elif getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):  # e.g. a boosting's estimators_
+            todo.extend(obj.ravel())
         elif isinstance(obj, dict):
             todo.extend(obj.values())
         elif type(obj).__module__.startswith("sklearn.") and hasattr(obj, "get_params"):
@@ -289,19 +299,6 @@ def _compat_fixups(obj: Any, scan: PickleScan) -> list[str]:
             if p.name not in vars(est):
                 setattr(est, p.name, p.default)
                 filled.append(f"{type(est).__name__}.{p.name}={p.default!r}")
-        classes = getattr(est, "classes_", None)
-        if (
-            type(est).__name__ == "LogisticRegression"
-            and classes is not None
-            and len(classes) > 2
-            and (vars(est).get("multi_class") == "ovr"
-                 or (vars(est).get("multi_class") in ("auto", "warn") and vars(est).get("solver") == "liblinear"))
-        ):
-            notes.append(
-                f"LogisticRegression was fitted one-vs-rest (scikit-learn {scan.sklearn_version}); "
-                f"scikit-learn {installed} computes its multiclass predict_proba with softmax, so "
-                "probabilities differ from the original's (predicted labels agree)"
-            )
     if filled:
         notes.insert(
             0,
@@ -316,6 +313,7 @@ def load_pickle(path, trust: bool = False, *, max_decompressed: int = MAX_DECOMP
     path = Path(path)
     scan = scan_pickle(path, max_decompressed=max_decompressed)
     check_trusted(scan, trust)
+    _upgrades.reset()
     joblib_container = scan.container != "pickle"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -352,4 +350,16 @@ def load_pickle(path, trust: bool = False, *, max_decompressed: int = MAX_DECOMP
         messages.extend(_compat_fixups(obj, scan))
     except Exception as exc:  # a fix-up must never turn a loaded model into a failure
         messages.append(f"compatibility fix-ups skipped: {type(exc).__name__}: {exc}")
+    try:
+        obj, upgraded = _upgrades.upgrade(obj, scan.sklearn_version)
+    except ValueError as exc:
+        raise InputError(
+            f"{path} holds {exc}, which scikit-learn {scan.sklearn_version or '(version not recorded)'} wrote "
+            f"and {probe.dist_version('scikit-learn')} no longer has; what it computed cannot be rebuilt with "
+            "certainty",
+            hint="re-export it with the version that wrote it (e.g. to ONNX, or to a pickle made there), or "
+                 "pass --expected with predictions recorded there to check a conversion against them",
+            details={"path": str(path), "removed": str(exc), "sklearn_version_recorded": scan.sklearn_version},
+        ) from None
+    messages.extend(upgraded)
     return LoadedPickle(obj=obj, scan=scan, warnings=messages)

@@ -180,6 +180,10 @@ def n_features_of(model) -> int:
     coef = getattr(model, "coef_", None)  # linear models pickled before n_features_in_ existed
     if coef is not None:
         return int(coef.shape[-1])
+    for attr in ("n_features_", "n_features"):  # what scikit-learn < 1.0 recorded
+        value = getattr(model, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
     # Wrappers (sklearn2pmml's PMMLPipeline, decorators) record the columns they were
     # fitted on, or leave it to the step that reads the input.
     for attr in ("feature_names_in_", "active_fields"):
