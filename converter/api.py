@@ -149,6 +149,7 @@ def convert(
     strict: bool = False,
     double: bool = False,
     opset: int | None = None,
+    expected=None,
     **extra_options,
 ) -> ConversionReport:
     """Convert `src` to `dst` along the cheapest working path, verify, and write atomically.
@@ -183,7 +184,7 @@ def convert(
             from mlconvert import verification
 
             result = verification.verify(source, out, edges=chosen.steps, sample=sample, atol=atol, rtol=rtol,
-                                         options=options)
+                                         options=options, expected=expected)
             report.verification = result.to_dict()
         else:
             report.verification = {"status": "unverified", "reason": "--no-verify"}
@@ -214,7 +215,7 @@ def convert(
 
 
 def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,
-           trust: bool = False, from_format: str | None = None):
+           trust: bool = False, from_format: str | None = None, expected=None):
     """Re-check a converted artifact against its source: the gate a CI pipeline needs."""
     from mlconvert import provenance, verification
 
@@ -224,7 +225,7 @@ def verify(source, converted, *, sample=None, atol: float | None = None, rtol: f
     recorded = json.loads(provenance.read(out.description).get("verification", "{}") or "{}")
     use_atol = atol if atol is not None else recorded.get("atol")
     use_rtol = rtol if rtol is not None else recorded.get("rtol")
-    result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)
+    result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol, expected=expected)
     if recorded and atol is None and rtol is None:
         result.tolerance_source = f"recorded in {Path(converted).name} ({recorded.get('tolerance_source', '')})"
     if result.status == "mismatch":

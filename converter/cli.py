@@ -17,8 +17,9 @@ import click
 from mlconvert import __version__, console
 from mlconvert.console import Session
 from mlconvert.errors import EXIT_CODES, BatchError, InternalError, MlconvertError, UsageError
-from mlconvert.options import (conversion_options, from_option, output_options, pass_session, sample_option,
-                               session_of, stack, to_option, tolerance_options, trust_option, via_option)
+from mlconvert.options import (conversion_options, expected_option, from_option, output_options, pass_session,
+                               sample_option, session_of, stack, to_option, tolerance_options, trust_option,
+                               via_option)
 
 INTERRUPTED = 130
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
@@ -96,7 +97,8 @@ def cli():
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@stack(from_option, to_option, via_option, trust_option, sample_option, tolerance_options, conversion_options)
+@stack(from_option, to_option, via_option, trust_option, sample_option, expected_option, tolerance_options,
+       conversion_options)
 @click.option("--keep-on-mismatch", is_flag=True, help="Write the output even when verification fails (still exits 6).")
 @click.option("--fp16", is_flag=True, help="Core ML ML program (.mlpackage) computing in float16 (default float32).")
 @click.option("--architecture", type=click.Path(dir_okay=False, path_type=Path),
@@ -105,8 +107,8 @@ def cli():
               help="Python module defining a Keras model's custom layers (its code runs).")
 @output_options
 @pass_session
-def convert(session: Session, src, dst, from_format, to_format, via, trust, sample, atol, rtol, no_verify, strict,
-            double, opset, keep_on_mismatch, fp16, architecture, custom_objects):
+def convert(session: Session, src, dst, from_format, to_format, via, trust, sample, expected, atol, rtol, no_verify,
+            strict, double, opset, keep_on_mismatch, fp16, architecture, custom_objects):
     """Convert SRC to DST along the cheapest working path, then verify."""
     from mlconvert import api
 
@@ -114,7 +116,7 @@ def convert(session: Session, src, dst, from_format, to_format, via, trust, samp
              if v}
     try:
         report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
-                             verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
+                             verify=not no_verify, sample=sample, atol=atol, rtol=rtol, expected=expected,
                              keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset,
                              **extra).to_dict()
     except MlconvertError as exc:
@@ -196,10 +198,10 @@ def doctor(session: Session):
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("converted", type=click.Path(path_type=Path))
-@stack(from_option, trust_option, sample_option, tolerance_options)
+@stack(from_option, trust_option, sample_option, expected_option, tolerance_options)
 @output_options
 @pass_session
-def verify(session: Session, source, converted, from_format, trust, sample, atol, rtol):
+def verify(session: Session, source, converted, from_format, trust, sample, expected, atol, rtol):
     """Re-check CONVERTED against SOURCE on the same inputs (a CI gate)."""
     from mlconvert import api
 
@@ -208,7 +210,7 @@ def verify(session: Session, source, converted, from_format, trust, sample, atol
 
     try:
         checked = result(api.verify(source, converted, sample=sample, atol=atol, rtol=rtol, trust=trust,
-                                    from_format=from_format).to_dict())
+                                    from_format=from_format, expected=expected).to_dict())
     except MlconvertError as exc:
         if exc.details.get("verification"):
             failed = result(exc.details["verification"])

@@ -57,6 +57,11 @@ trust_option = click.option("--trust", is_flag=True,
                                  "Keras Lambda layers.")
 sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path),
                              help="Inputs for verification (.npy, .csv, or .npz of named arrays).")
+expected_option = click.option(
+    "--expected", type=click.Path(exists=True, path_type=Path),
+    help="Predictions recorded where the model was made, for the --sample rows (.csv with label / value / "
+         "probability(<class>) columns, .npy, a pickle of arrays, or ONNX output_N.pb files): the converted "
+         "model must match them.")
 atol_option = click.option("--atol", type=float, help="Absolute tolerance (default 1e-5, or what the edge declares).")
 rtol_option = click.option("--rtol", type=float, help="Relative tolerance (default 1e-5, or what the edge declares).")
 tolerance_options = stack(atol_option, rtol_option)
