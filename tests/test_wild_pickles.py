@@ -354,3 +354,28 @@ def test_unknown_flavor_refusal_names_the_classes(tmp_path):
 
     with pytest.raises(NoPathError, match=r"builtins.dict, built from fractions.Fraction"):
         api.convert(path, tmp_path / "m.onnx", trust=True)
+
+
+def test_domain_with_integer_dtype_and_outliers_as_missing(tmp_path):
+    """dtype=int truncates like the cast the domain makes; outliers become the missing
+    value's replacement."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn2pmml.decoration import ContinuousDomain, MultiDomain
+    from sklearn2pmml.pipeline import PMMLPipeline
+
+    X, y = _iris()
+    X = (X * 10).round()  # whole numbers, as an integer column holds them
+    domains = MultiDomain([
+        ContinuousDomain(dtype=float, outlier_treatment="as_missing_values", low_value=45.0, high_value=75.0,
+                         missing_value_replacement=58.0),
+        ContinuousDomain(dtype=int, invalid_value_treatment="as_is"),
+        None,
+        ContinuousDomain(invalid_value_treatment="as_is"),
+    ])
+    model = PMMLPipeline([("domains", domains), ("clf", LogisticRegression(max_iter=1000))]).fit(X, y)
+    out, _ = _convert(_dump(model, tmp_path), tmp_path)
+    rows = X.copy()
+    rows.iloc[::4, 0] = 44.0  # an outlier inside the valid range: missing, then 58
+    rows.iloc[1::4, 1] = 31.7  # cast to int: 31
+    assert model.steps[0][1].transform(rows).iloc[0, 0] == 58.0
+    _check_classifier(model, out, rows)

@@ -183,13 +183,17 @@ def _domain_nodes(g: _Nodes, domain, x: str, ncols: int) -> str:
 
     name = type(domain).__name__
     string = g.dtype == "object"
-    if getattr(domain, "dtype", None) is not None and not string:
-        wanted = str(domain.dtype)
-        if not (wanted.startswith("float") or wanted.startswith("int") or wanted in ("category", "str", "string")):
-            raise ConversionError(f"{name} casts its input to {wanted}, which has no ONNX counterpart here")
-        if wanted.startswith("int") and not string:
+    declared = getattr(domain, "dtype", None)
+    if declared is not None and not string:
+        try:
+            kind = np.dtype(declared).kind
+        except (TypeError, ValueError):  # pandas' "category", CategoricalDtype...: values as they are
+            kind = "O"
+        if kind in "iu":
             # Casting to an integer type truncates towards zero: the model saw whole numbers.
             x = g.node("Cast", [g.node("Cast", [x], "as_int", to=7)], "as_float", to=g.elem)
+        elif kind not in "fcbO":
+            raise ConversionError(f"{name} casts its input to {declared}, which has no ONNX counterpart here")
 
     missing = _missing_mask(g, domain, x, string)
     if missing is not None:
