@@ -366,6 +366,8 @@ def verify(source: Source, converted: Source, *, edges=(), sample=None, atol: fl
     result.notes = list(source_model.notes)
     if expected is not None:
         check_expected(result, expected)
+    elif getattr(source_model, "recorded", None) is not None:
+        check_recorded(result, target_model, source_model.recorded())
     return result
 
 
@@ -533,4 +535,25 @@ def check_expected(result: Verification, path) -> Verification:
         result.status, result.reason = "mismatch", f"outputs differ from the recorded predictions: {bad}"
         result.reference = f"recorded predictions ({Path(path).name})"
     result.outputs = checks  # the source's live figures stay in result.expected["live"]
+    return result
+
+
+def check_recorded(result: Verification, target: Predictor, recorded) -> Verification:
+    """Also run the converted model on the rows a model carries with the predictions made
+    for them where it was made (sklearn2pmml's PMMLPipeline.verify()); they must agree."""
+    if recorded is None:
+        return result
+    X, outputs = recorded
+    actual = _predict(target, X, "converted")
+    if "label" in outputs and "label" in actual:
+        outputs["label"] = _same_label_type(np.asarray(outputs["label"]), actual["label"])
+    checks = compare(outputs, actual, result.atol, result.rtol)
+    if not checks:
+        return result
+    rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+    result.expected = {"file": "recorded in the model", "rows": rows, "outputs": [c.to_dict() for c in checks]}
+    result.reference = f"source model, and the predictions recorded in it ({rows} rows)"
+    if not all(c.ok for c in checks):
+        bad = ", ".join(c.name for c in checks if not c.ok)
+        result.status, result.reason = "mismatch", f"outputs differ from the predictions recorded in the model: {bad}"
     return result

@@ -159,6 +159,32 @@ class EstimatorPredictor(Predictor):
             return {"value": column(out)}
         return {"value": column(self.model.predict(Xin))}
 
+    def recorded(self):
+        """(inputs, outputs) the model carries from where it was made, or None: the rows
+        and predictions sklearn2pmml's PMMLPipeline.verify() stores in the pipeline."""
+        import numpy as np
+
+        rec = getattr(self.model, "verification", None)
+        if rec is None or type(rec).__name__ != "_Verification" or not self.feature_names:
+            return None
+        X, y = np.asarray(getattr(rec, "active_values", [])), np.asarray(getattr(rec, "target_values", []))
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names) or len(X) != len(y) or not len(X):
+            return None
+        specs = self.input_specs()
+        if specs:  # one column per input, in the model's column order
+            inputs = {s["name"]: X[:, i].reshape(-1, 1).astype(object if s["dtype"] == "object" else np.float64)
+                      for i, s in enumerate(specs)}
+        else:
+            inputs = X.astype(np.float64)
+        y = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
+        if self.kind != "classifier":
+            return inputs, {"value": y.astype(np.float64)}
+        outputs = {"label": y}
+        proba = getattr(rec, "probability_values", None)
+        if proba is not None:
+            outputs["probabilities"] = np.asarray(proba, dtype=np.float64)
+        return inputs, outputs
+
     def thresholds(self):
         out: dict[int, list[float]] = defaultdict(list)
         model = self.model

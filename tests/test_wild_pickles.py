@@ -379,3 +379,25 @@ def test_domain_with_integer_dtype_and_outliers_as_missing(tmp_path):
     rows.iloc[1::4, 1] = 31.7  # cast to int: 31
     assert model.steps[0][1].transform(rows).iloc[0, 0] == 58.0
     _check_classifier(model, out, rows)
+
+
+def test_predictions_recorded_by_pmml_pipeline_verify_are_checked(tmp_path):
+    """PMMLPipeline.verify(X) stores rows and the predictions made for them in the pickle:
+    the converted model must reproduce them too; a tampered record fails with exit 6."""
+    from sklearn.tree import DecisionTreeClassifier
+    from sklearn2pmml.decoration import ContinuousDomain
+    from sklearn2pmml.pipeline import PMMLPipeline
+
+    from mlconvert.errors import VerificationError
+
+    X, y = _iris()
+    model = PMMLPipeline([("domain", ContinuousDomain()),
+                          ("tree", DecisionTreeClassifier(max_depth=3, random_state=0))]).fit(X, y)
+    model.verify(X.sample(12, random_state=0))
+    _, report = _convert(_dump(model, tmp_path), tmp_path)
+    assert report.verification["reference"] == "source model, and the predictions recorded in it (12 rows)"
+    assert {o["name"] for o in report.verification["expected"]["outputs"]} == {"label", "probabilities"}
+
+    model.verification.target_values = (model.verification.target_values + 1) % 3  # recorded otherwise
+    with pytest.raises(VerificationError, match="recorded in the model: label"):
+        api.convert(_dump(model, tmp_path, "tampered.pkl"), tmp_path / "t.onnx", trust=True)
