@@ -162,6 +162,9 @@ def convert(
 
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
+    if expected is not None and not verify:
+        raise UsageError("--expected checks the converted model, which --no-verify skips",
+                         hint="drop one of --expected and --no-verify")
     load_options = {k: extra_options[k] for k in ("architecture", "custom_objects") if extra_options.get(k)}
     source = identify(src, from_format, trust=trust, options=load_options)
     dst_fmt = target_format(dst, to_format)

@@ -18,6 +18,9 @@ the load is refused with the producer's version and the reason.
 | scikit-learn 1.5-1.6  | ColumnTransformer `_RemainderColsList` | the plain list of column indices it held           |
 | scikit-learn < 0.22   | one-vs-rest multiclass LogisticRegression | OneVsRestClassifier of its binary models        |
 | pandas < 2            | Int64Index / UInt64Index / Float64Index| (module renames in _pickle_load) Index             |
+| scikit-learn < 1.1    | OneHotEncoder without infrequent-      | no infrequent categories (they did not exist);     |
+|                       | category state                         | the columns out as its categories and drop say     |
+| scikit-learn < 0.23   | KMeans without `_n_threads`            | one thread (a thread count: results are the same)  |
 
 Only the standard library is imported at module level.
 """
@@ -224,6 +227,22 @@ def _upgrade_gradient_boosting(est) -> None:
         est.n_trees_per_iteration_ = est.estimators_.shape[1]
 
 
+def _private_state(est) -> None:
+    """Fitted private attributes later releases read, where the old meaning is certain."""
+    state = vars(est)
+    name = type(est).__name__
+    if name == "OneHotEncoder" and "categories_" in state and "_infrequent_enabled" not in state:
+        est._infrequent_enabled = False  # infrequent categories came in 1.1
+        est._drop_idx_after_grouping = state.get("drop_idx_")
+        drops = est._drop_idx_after_grouping
+        est._n_features_outs = [len(c) - (drops is not None and drops[i] is not None)
+                                for i, c in enumerate(est.categories_)]
+        _note("OneHotEncoder of scikit-learn < 1.1 given today's infrequent-category state (none)")
+    if name in ("KMeans", "MiniBatchKMeans") and "cluster_centers_" in state and "_n_threads" not in state:
+        est._n_threads = 1
+        _note(f"{name} of scikit-learn < 0.23 given a thread count")
+
+
 def _ovr_logistic(est):
     """A one-vs-rest multiclass LogisticRegression as the OneVsRestClassifier that
     computes what it computed: per-class sigmoid, normalised over the classes."""
@@ -291,8 +310,11 @@ def upgrade(obj: Any, producer: str | None) -> tuple[Any, list[str]]:
         _remainder_lists(obj)
     for est in found:
         name = type(est).__name__
-        if name.startswith("GradientBoosting") and type(est).__module__.startswith("sklearn."):
+        if not type(est).__module__.startswith("sklearn.") or not hasattr(est, "__dict__"):
+            continue
+        if name.startswith("GradientBoosting"):
             _upgrade_gradient_boosting(est)
+        _private_state(est)
     for est in found:
         if _is_ovr_logistic(est):
             obj = _replace(obj, est, _ovr_logistic(est))

@@ -290,3 +290,34 @@ def test_realworld_one_vs_rest_logistic_regression_019(realworld, tmp_path):
     assert np.abs(loaded.predict_proba(X) - proba).max() < 1e-12
     report = api.convert(path, tmp_path / "lr.onnx")
     assert report.verification["status"] == "verified"
+
+
+@pytest.mark.parametrize("drop", [None, "first"])
+def test_one_hot_encoder_before_infrequent_categories(tmp_path, drop):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, (200, 3)).astype(float)
+    y = (X[:, 0] + X[:, 1] > 3).astype(int)
+    model = make_pipeline(OneHotEncoder(drop=drop), LogisticRegression()).fit(X, y)
+    encoder = model.steps[0][1]
+    gone = {k: _DROP for k in ("_infrequent_enabled", "_drop_idx_after_grouping", "_n_features_outs",
+                               "_infrequent_indices", "_default_to_infrequent_mappings")}
+    path = _write_old(model, tmp_path / "ohe.pkl", "1.0.2", {id(encoder): gone})
+    loaded = load_pickle(path)
+    assert any("infrequent" in n for n in loaded.warnings)
+    assert np.array_equal(loaded.obj.predict_proba(X), model.predict_proba(X))
+    assert api.convert(path, tmp_path / "ohe.onnx").verification["status"] == "verified"
+
+
+def test_kmeans_before_n_threads(tmp_path):
+    from sklearn.cluster import KMeans
+
+    X, _ = _iris()
+    model = KMeans(3, n_init=3, random_state=0).fit(X)
+    path = _write_old(model, tmp_path / "km.pkl", "0.22.2", {id(model): {"_n_threads": _DROP}})
+    loaded = load_pickle(path).obj
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    assert api.convert(path, tmp_path / "km.onnx").verification["status"] == "verified"
