@@ -21,6 +21,9 @@ the load is refused with the producer's version and the reason.
 | scikit-learn < 1.1    | OneHotEncoder without infrequent-      | no infrequent categories (they did not exist);     |
 |                       | category state                         | the columns out as its categories and drop say     |
 | scikit-learn < 0.23   | KMeans without `_n_threads`            | one thread (a thread count: results are the same)  |
+| scikit-learn < 1.9    | SVC / SVR without `_effective_probability` | the `probability` flag it was fitted with      |
+| scikit-learn < 1.2    | SimpleImputer without `_fit_dtype` /   | object if its statistics are objects, else float64;|
+|                       | `_fill_dtype`                          | its statistics' own dtype (a no-op cast)           |
 
 Only the standard library is imported at module level.
 """
@@ -238,6 +241,18 @@ def _private_state(est) -> None:
         est._n_features_outs = [len(c) - (drops is not None and drops[i] is not None)
                                 for i, c in enumerate(est.categories_)]
         _note("OneHotEncoder of scikit-learn < 1.1 given today's infrequent-category state (none)")
+    if "support_vectors_" in state and "_effective_probability" not in state and \
+            isinstance(state.get("probability"), bool):
+        est._effective_probability = state["probability"]
+        _note(f"{name} of scikit-learn < 1.9 given the probability flag it was fitted with")
+    if name == "SimpleImputer" and "statistics_" in state:
+        import numpy as np
+
+        stats = np.asarray(state["statistics_"])
+        if "_fit_dtype" not in state:
+            est._fit_dtype = np.dtype(object) if stats.dtype.kind == "O" else np.dtype(np.float64)
+        if "_fill_dtype" not in state:
+            est._fill_dtype = stats.dtype
     if name in ("KMeans", "MiniBatchKMeans") and "cluster_centers_" in state and "_n_threads" not in state:
         est._n_threads = 1
         _note(f"{name} of scikit-learn < 0.23 given a thread count")

@@ -321,3 +321,39 @@ def test_kmeans_before_n_threads(tmp_path):
     loaded = load_pickle(path).obj
     assert np.array_equal(loaded.predict(X), model.predict(X))
     assert api.convert(path, tmp_path / "km.onnx").verification["status"] == "verified"
+
+
+def test_svc_before_effective_probability(tmp_path):
+    """scikit-learn 1.9 reads _effective_probability when a model fitted on sparse rows predicts."""
+    from scipy.sparse import csr_matrix
+    from sklearn.svm import SVC
+
+    X, y = _iris()
+    model = SVC(probability=True, random_state=0).fit(csr_matrix(X), y)
+    model.probability = True  # what an old release recorded (1.9 records "deprecated" unless told)
+    path = _write_old(model, tmp_path / "svc.pkl", "1.3.2", {id(model): {"_effective_probability": _DROP}})
+    with open(path, "rb") as fh:
+        with pytest.raises(AttributeError, match="_effective_probability"):
+            pickle.load(fh).predict(csr_matrix(X))
+    loaded = load_pickle(path).obj
+    assert np.array_equal(loaded.predict(csr_matrix(X)), model.predict(csr_matrix(X)))
+
+
+def test_simple_imputer_before_fit_and_fill_dtype(tmp_path):
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    X, y = _diabetes()
+    X = X.copy()
+    X[::7, 2] = np.nan
+    model = make_pipeline(SimpleImputer(strategy="median"), Ridge()).fit(X, y)
+    imputer = model.steps[0][1]
+    path = _write_old(model, tmp_path / "imp.pkl", "1.0.2",
+                      {id(imputer): {"_fit_dtype": _DROP, "_fill_dtype": _DROP}})
+    with open(path, "rb") as fh:
+        with pytest.raises(AttributeError, match="_fit_dtype"):
+            pickle.load(fh).predict(X)
+    loaded = load_pickle(path).obj
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    assert api.convert(path, tmp_path / "imp.onnx").verification["status"] == "verified"
