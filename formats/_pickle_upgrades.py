@@ -214,12 +214,14 @@ def _modern_init(old: Removed, est):
 
 def _upgrade_gradient_boosting(est) -> None:
     state = vars(est)
-    loss = state.get("loss_")
-    if isinstance(loss, Removed):
-        est._loss = _modern_loss(loss, est)
-        del est.loss_
-        _note(f"gradient boosting loss {type(loss).__name__} upgraded to {type(est._loss).__name__} "
-              "(the same link function)")
+    for attr in ("loss_", "_loss"):  # loss_ until 1.0, _loss (still the old classes) 1.1-1.3
+        loss = state.get(attr)
+        if isinstance(loss, Removed):
+            if attr == "loss_":
+                del est.loss_
+            est._loss = _modern_loss(loss, est)
+            _note(f"gradient boosting loss {type(loss).__name__} upgraded to {type(est._loss).__name__} "
+                  "(the same link function)")
     init = state.get("init_")
     if isinstance(init, Removed):
         est.init_ = _modern_init(init, est)

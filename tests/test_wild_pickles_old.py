@@ -169,9 +169,10 @@ def test_gradient_boosting_multiclass_prior_probability_init(tmp_path):
     assert api.convert(path, tmp_path / "gb.onnx").verification["status"] == "verified"
 
 
-def test_gradient_boosting_losses_module_of_022_to_13(tmp_path):
+@pytest.mark.parametrize("attr, version", [("loss_", "0.24.2"), ("_loss", "1.2.2")])
+def test_gradient_boosting_losses_module_of_022_to_13(tmp_path, attr, version):
     """Between 0.22 and 1.3 the loss lived in sklearn.ensemble._gb_losses (init_ was
-    already a DummyRegressor)."""
+    already a DummyRegressor), as loss_ until 1.0 and as _loss from 1.1."""
     from sklearn.ensemble import GradientBoostingRegressor
 
     X, y = _diabetes()
@@ -179,7 +180,8 @@ def test_gradient_boosting_losses_module_of_022_to_13(tmp_path):
     with _fake_class("sklearn.ensemble._gb_losses", "HuberLossFunction") as Loss:
         loss = Loss()
         loss.__dict__.update({"K": 1, "alpha": 0.9, "gamma": 10.0})
-        path = _write_old(model, tmp_path / "gb.pkl", "1.1.3", {id(model): {"loss_": loss, "_loss": _DROP}})
+        rewrite = {"loss_": loss, "_loss": _DROP} if attr == "loss_" else {"_loss": loss}
+        path = _write_old(model, tmp_path / "gb.pkl", version, {id(model): rewrite})
     loaded = load_pickle(path).obj
     assert np.array_equal(loaded.predict(X), model.predict(X))
 
