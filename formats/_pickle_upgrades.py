@@ -24,6 +24,8 @@ the load is refused with the producer's version and the reason.
 | scikit-learn < 1.9    | SVC / SVR without `_effective_probability` | the `probability` flag it was fitted with      |
 | scikit-learn < 1.2    | SimpleImputer without `_fit_dtype` /   | object if its statistics are objects, else float64;|
 |                       | `_fill_dtype`                          | its statistics' own dtype (a no-op cast)           |
+| scikit-learn < 1.2    | ColumnTransformer without              | each part's column indices, from its fitted column |
+|                       | `_transformer_to_input_indices`        | selection, as fit computes them                    |
 
 Only the standard library is imported at module level.
 """
@@ -255,6 +257,20 @@ def _private_state(est) -> None:
             est._fit_dtype = np.dtype(object) if stats.dtype.kind == "O" else np.dtype(np.float64)
         if "_fill_dtype" not in state:
             est._fill_dtype = stats.dtype
+    if name == "ColumnTransformer" and "transformers_" in state and "_transformer_to_input_indices" not in state:
+        import numpy as np
+        from sklearn.utils._indexing import _get_column_indices
+
+        names = state.get("feature_names_in_")
+        if names is not None:
+            import pandas as pd
+
+            frame = pd.DataFrame(columns=list(names))
+        else:
+            frame = np.empty((0, int(state.get("n_features_in_") or state.get("_n_features") or 0)))
+        est._transformer_to_input_indices = {
+            part: list(_get_column_indices(frame, cols)) for part, _, cols in est.transformers_}
+        _note("ColumnTransformer of scikit-learn < 1.2 given the column indices of its parts")
     if name in ("KMeans", "MiniBatchKMeans") and "cluster_centers_" in state and "_n_threads" not in state:
         est._n_threads = 1
         _note(f"{name} of scikit-learn < 0.23 given a thread count")

@@ -359,3 +359,26 @@ def test_simple_imputer_before_fit_and_fill_dtype(tmp_path):
     loaded = load_pickle(path).obj
     assert np.array_equal(loaded.predict(X), model.predict(X))
     assert api.convert(path, tmp_path / "imp.onnx").verification["status"] == "verified"
+
+
+def test_column_transformer_before_transformer_to_input_indices(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.normal(40, 10, 120), "city": rng.choice(["a", "b", "c"], 120),
+                          "income": rng.normal(50, 5, 120)})
+    y = (frame["age"] > 40).astype(int)
+    columns = ColumnTransformer([("num", StandardScaler(), ["age", "income"]),
+                                 ("cat", OneHotEncoder(), ["city"])])
+    model = make_pipeline(columns, LogisticRegression()).fit(frame, y)
+    path = _write_old(model, tmp_path / "ct.pkl", "1.1.3", {id(columns): {"_transformer_to_input_indices": _DROP}})
+    with open(path, "rb") as fh:
+        with pytest.raises(AttributeError, match="_transformer_to_input_indices"):
+            pickle.load(fh).predict(frame)
+    loaded = load_pickle(path).obj
+    assert np.array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+    assert api.convert(path, tmp_path / "ct.onnx").verification["status"] == "verified"
