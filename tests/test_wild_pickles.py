@@ -401,3 +401,28 @@ def test_predictions_recorded_by_pmml_pipeline_verify_are_checked(tmp_path):
     model.verification.target_values = (model.verification.target_values + 1) % 3  # recorded otherwise
     with pytest.raises(VerificationError, match="recorded in the model: label"):
         api.convert(_dump(model, tmp_path, "tampered.pkl"), tmp_path / "t.onnx", trust=True)
+
+
+@pytest.mark.parametrize("variant", ["default-passthrough", "default-transformer"])
+def test_data_frame_mapper_defaults_for_unnamed_columns(tmp_path, variant):
+    """default=None passes the columns no feature names through; default=<transformer>
+    transforms them; without --trust (the mapper is allow-listed)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    from sklearn2pmml.decoration import ContinuousDomain
+    from sklearn2pmml.pipeline import PMMLPipeline
+    from sklearn2pmml.sklearn_pandas import patch_sklearn
+
+    patch_sklearn()
+    from sklearn_pandas import DataFrameMapper
+
+    X, y = _iris()
+    if variant == "default-passthrough":
+        mapper = DataFrameMapper([(["sl"], StandardScaler()), (["sw"], None)], default=None, df_out=True)
+    else:
+        mapper = DataFrameMapper([("sl", ContinuousDomain()), (["sw", "pl"], StandardScaler())],
+                                 default=StandardScaler(), input_df=True)
+    model = PMMLPipeline([("mapper", mapper), ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
+    out = tmp_path / "model.onnx"
+    assert api.convert(_dump(model, tmp_path), out).verification["status"] == "verified"
+    _check_classifier(model, out, X)
