@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e ".[classic,tf,coreml,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[classic,tf,coreml,pmml,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

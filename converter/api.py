@@ -6,6 +6,8 @@ and raises the typed errors of errors.py.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import platform
 import sys
 import time
@@ -14,8 +16,8 @@ from pathlib import Path
 from mlconvert import formats, outputs, plugins, probe
 from mlconvert._version import __version__
 from mlconvert.edges import all_edges
-from mlconvert.errors import ConversionError, MlconvertError, UnverifiedError, UntrustedInputError, UsageError, \
-    VerificationError
+from mlconvert.errors import ConversionError, MlconvertError, NoPathError, UnverifiedError, UntrustedInputError, \
+    UsageError, VerificationError
 from mlconvert.formats import Source
 from mlconvert.planner import Plan, find_plan
 from mlconvert.report import ConversionReport, InspectReport
@@ -75,7 +77,21 @@ def plan(src, dst, *, from_format: str | None = None, to_format: str | None = No
     """The plan `convert` would follow, without running it. Planning never loads the model."""
     source = identify(Path(src), from_format, trust=trust)
     target = target_format(Path(dst), to_format)
-    return find_plan(source.format.id, source.flavor, target.id, via=via and formats.get(via).id)
+    with _flavor_explained(source):
+        return find_plan(source.format.id, source.flavor, target.id, via=via and formats.get(via).id)
+
+
+@contextlib.contextmanager
+def _flavor_explained(source: Source):
+    """A refusal for an input whose flavor could not be told says what made it so."""
+    try:
+        yield
+    except NoPathError as exc:
+        reason = source.description.get("flavor_reason")
+        if reason and reason not in exc.message:
+            exc.message = f"{exc.message}: {reason}"
+            exc.args = (exc.message,)
+        raise
 
 
 def inspect(path, *, from_format: str | None = None) -> InspectReport:
@@ -157,6 +173,7 @@ def convert(
     double: bool = False,
     opset: int | None = None,
     refuse_unused: bool = False,
+    expected=None,
     **extra_options,
 ) -> ConversionReport:
     """Convert `src` to `dst` along the cheapest working path, verify, and write atomically.
@@ -170,6 +187,9 @@ def convert(
 
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
+    if expected is not None and not verify:
+        raise UsageError("--expected checks the converted model, which --no-verify skips",
+                         hint="drop one of --expected and --no-verify")
     load_options = {k: extra_options[k] for k in ("architecture", "custom_objects") if extra_options.get(k)}
     source = identify(src, from_format, trust=trust, options=load_options)
     dst_fmt = target_format(dst, to_format)
@@ -188,13 +208,14 @@ def convert(
     if refuse_unused:
         refuse_unused_options(find_plan(source.format.id, source.flavor, dst_fmt.id, via=via_id), options)
     with outputs.scratch_dir(dst) as workdir:
-        chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
+        with _flavor_explained(source):
+            chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
         result = None
         if verify:
             from mlconvert import verification
 
             result = verification.verify(source, out, edges=chosen.steps, sample=sample, atol=atol, rtol=rtol,
-                                         options=options)
+                                         options=options, expected=expected)
             report.verification = result.to_dict()
         else:
             report.verification = {"status": "unverified", "reason": "--no-verify"}
@@ -235,11 +256,12 @@ def _refuse_incompatible(src: Source, out: Source, source, converted) -> None:
 
 
 def verify(source, converted, *, sample=None, atol: float | None = None, rtol: float | None = None,
-           trust: bool = False, from_format: str | None = None, strict: bool = False):
+           trust: bool = False, from_format: str | None = None, strict: bool = False, expected=None):
     """Re-check a converted artifact against its source: the gate a CI pipeline needs.
 
     A mismatch and models that cannot take the same inputs raise VerificationError (exit 6);
     with `strict`, a result that could not be verified raises UnverifiedError (exit 8).
+    `expected`: predictions recorded where the model was made decide the result.
     """
     from mlconvert import provenance, verification
 
@@ -252,7 +274,7 @@ def verify(source, converted, *, sample=None, atol: float | None = None, rtol: f
     use_atol = atol if atol is not None else recorded.get("atol")
     use_rtol = rtol if rtol is not None else recorded.get("rtol")
     try:
-        result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol)
+        result = verification.verify(src, out, sample=sample, atol=use_atol, rtol=use_rtol, expected=expected)
     except ConversionError as exc:
         if not exc.message.startswith("running the converted model"):
             raise

@@ -147,7 +147,7 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
             dirnames[:] = []
             continue
         for d in sorted(dirnames):
-            if d.startswith("."):
+            if d.startswith(".") or _is_recorded(d):  # NAME.expected/: recorded outputs, not models
                 dirnames.remove(d)
                 continue
             try:
@@ -166,6 +166,8 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
                 continue
             if _special(path):  # a pipe would block detection here, in the parent, before any timeout
                 skipped.append({"source": rel, "reason": "not a regular file (a pipe, device or socket)"})
+            if _is_recorded(name):
+                skipped.append({"source": rel, "reason": "recorded predictions or inputs of a model beside it"})
                 continue
             try:
                 found.append((path, rel, formats.detect(path).id))
@@ -187,6 +189,38 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
 
 
 # --- the manifest, for --resume ---
+
+
+# Recorded predictions and their inputs beside a model, by name: for `dir/NAME.pkl` (or
+# NAME.model.pkl, NAME.json, ...) `dir/NAME.expected.{csv,npy,pkl}` (or a folder
+# `NAME.expected/` of ONNX output_N.pb files) and `dir/NAME.sample.{csv,npy,npz}`: the
+# converted model is then checked against the recorded predictions (--expected, --sample).
+_EXPECTED_SUFFIXES = (".csv", ".npy", ".pkl", "")
+_SAMPLE_SUFFIXES = (".csv", ".npy", ".npz")
+
+
+def recorded_beside(model: Path) -> dict:
+    """The --expected and --sample files the naming convention finds beside `model`."""
+    model = Path(model)
+    name = model.name
+    for ext in sorted((e for fmt in formats.all_formats() for e in fmt.extensions), key=len, reverse=True):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    stem = name[: -len(".model")] if name.endswith(".model") else name
+    found = {}
+    for key, part, suffixes in (("expected", "expected", _EXPECTED_SUFFIXES), ("sample", "sample", _SAMPLE_SUFFIXES)):
+        for suffix in suffixes:
+            candidate = model.with_name(f"{stem}.{part}{suffix}")
+            if candidate.exists() and (suffix or candidate.is_dir()):
+                found[key] = str(candidate)
+                break
+    return found
+
+
+def _is_recorded(name: str) -> bool:
+    """A file of recorded predictions or inputs (the convention above), not a model."""
+    return any(f".{part}." in name or name.endswith(f".{part}") for part in ("expected", "sample"))
 
 
 def options_key(options: dict, target: str) -> str:
@@ -361,7 +395,7 @@ def run(root, *, targets: list[str], out, jobs: int | None = None, include: tupl
                     keys[id(worker)] = (digest, key)
                     worker.conn.send({"source": str(item.source), "output": str(item.output),
                                       "target": item.target, "source_format": item.source_format,
-                                      "options": options})
+                                      "options": {**options, **recorded_beside(item.source)}})
                     display.started(item)
             busy = [w for w in workers if w.item]
             multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy], 0.5)

@@ -17,9 +17,9 @@ import click
 from mlconvert import __version__, console
 from mlconvert.console import Session
 from mlconvert.errors import EXIT_CODES, BatchError, InternalError, MlconvertError, UsageError
-from mlconvert.options import (FormatChoice, conversion_options, from_option, output_options, pass_session,
-                               refuse_conflicts, sample_option, session_of, stack, to_option, tolerance_options,
-                               trust_option, via_option)
+from mlconvert.options import (FormatChoice, conversion_options, expected_option, from_option, output_options,
+                               pass_session, refuse_conflicts, sample_option, session_of, stack, to_option,
+                               tolerance_options, trust_option, via_option)
 
 INTERRUPTED = 130
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
@@ -114,7 +114,8 @@ def cli():
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@stack(from_option, to_option, via_option, trust_option, sample_option, tolerance_options, conversion_options)
+@stack(from_option, to_option, via_option, trust_option, sample_option, expected_option, tolerance_options,
+       conversion_options)
 @click.option("--keep-on-mismatch", is_flag=True, help="Write the output even when verification fails (still exits 6).")
 @click.option("--fp16", is_flag=True, help="Core ML ML program (.mlpackage) computing in float16 (default float32).")
 @click.option("--architecture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -123,8 +124,8 @@ def cli():
               help="Python module defining a Keras model's custom layers (its code runs).")
 @output_options
 @pass_session
-def convert(session: Session, src, dst, from_format, to_format, via, trust, sample, atol, rtol, no_verify, strict,
-            double, opset, keep_on_mismatch, fp16, architecture, custom_objects):
+def convert(session: Session, src, dst, from_format, to_format, via, trust, sample, expected, atol, rtol, no_verify,
+            strict, double, opset, keep_on_mismatch, fp16, architecture, custom_objects):
     """Convert SRC to DST along the cheapest working path, then verify."""
     from mlconvert import api
 
@@ -133,7 +134,7 @@ def convert(session: Session, src, dst, from_format, to_format, via, trust, samp
              if v}
     try:
         report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
-                             verify=not no_verify, sample=sample, atol=atol, rtol=rtol,
+                             verify=not no_verify, sample=sample, atol=atol, rtol=rtol, expected=expected,
                              keep_on_mismatch=keep_on_mismatch, strict=strict, double=double, opset=opset,
                              refuse_unused=True, **extra).to_dict()
     except MlconvertError as exc:
@@ -237,11 +238,11 @@ def doctor(session: Session):
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("converted", type=click.Path(path_type=Path))
-@stack(from_option, trust_option, sample_option, tolerance_options)
+@stack(from_option, trust_option, sample_option, expected_option, tolerance_options)
 @click.option("--strict", is_flag=True, help="A pair that cannot be verified (no runtime here) fails with exit 8.")
 @output_options
 @pass_session
-def verify(session: Session, source, converted, from_format, trust, sample, atol, rtol, strict):
+def verify(session: Session, source, converted, from_format, trust, sample, expected, atol, rtol, strict):
     """Re-check CONVERTED against SOURCE on the same inputs (a CI gate)."""
     from mlconvert import api
 
@@ -250,7 +251,7 @@ def verify(session: Session, source, converted, from_format, trust, sample, atol
 
     try:
         checked = result(api.verify(source, converted, sample=sample, atol=atol, rtol=rtol, trust=trust,
-                                    from_format=from_format, strict=strict).to_dict())
+                                    from_format=from_format, strict=strict, expected=expected).to_dict())
     except MlconvertError as exc:
         if exc.details.get("verification"):
             for note in exc.details["verification"].get("notes") or []:

@@ -131,6 +131,11 @@ def _check_opset(ctx, param, value):
 
 sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), callback=_check_sample,
                              help="Inputs for verification (.npy, .csv, .tsv, or .npz of named arrays).")
+expected_option = click.option(
+    "--expected", type=click.Path(exists=True, path_type=Path),
+    help="Predictions recorded where the model was made, for the --sample rows (.csv with label / value / "
+         "probability(<class>) columns, .npy, a pickle of arrays, or ONNX output_N.pb files): the converted "
+         "model must match them.")
 atol_option = click.option("--atol", type=click.FloatRange(min=0),
                            help="Absolute tolerance (default 1e-5, or what the edge declares).")
 rtol_option = click.option("--rtol", type=click.FloatRange(min=0),

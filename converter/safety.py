@@ -45,7 +45,45 @@ _ALLOWED_EXACT: dict[str, frozenset[str]] = {
     # file with allow_pickle=True, i.e. they unpickle a second, unscanned file.
     "joblib.numpy_pickle": frozenset({"NumpyArrayWrapper"}),
     "sklearn.externals.joblib.numpy_pickle": frozenset({"NumpyArrayWrapper"}),
+    # sklearn2pmml's pipeline and decorators, sklearn-pandas' mapper: containers of other
+    # estimators plus plain settings (value ranges, categories, treatments); predicting
+    # runs only their steps. Not sklearn2pmml as a whole: ExpressionTransformer and
+    # friends evaluate expression strings taken from the file.
+    "sklearn2pmml": frozenset({"SelectorProxy"}),
+    "sklearn2pmml.pipeline": frozenset({"PMMLPipeline", "_Verification"}),
+    "sklearn2pmml.decoration": frozenset({
+        "ContinuousDomain", "CategoricalDomain", "OrdinalDomain", "MultiDomain", "Alias", "MultiAlias",
+        "DomainEraser", "ContinuousDomainEraser", "DiscreteDomainEraser"}),
+    "sklearn_pandas.dataframe_mapper": frozenset({"DataFrameMapper"}),
+    "sklearn_pandas.pipeline": frozenset({"TransformerPipeline"}),
+    # pandas 3 stores string columns in Arrow arrays: a type by its alias ("string") and
+    # buffers. The loader checks every array rebuilt this way (Array.validate(full=True)),
+    # so offsets taken from the file cannot point outside its buffers.
+    "pyarrow.lib": frozenset({"_restore_array", "py_buffer", "type_for_alias"}),
 }
+
+# pandas: the types that hold a table's values, index and dtypes, and the functions
+# pandas' own pickles rebuild them with. They are data, not code: models carry them as
+# feature names, category lists or a DataFrame's dtypes. Allowed by name anywhere under
+# `pandas` except the modules below (file I/O, expression evaluation, test helpers).
+_PANDAS_DATA_NAMES = frozenset({
+    # arrays and dtypes
+    "ArrowExtensionArray", "ArrowStringArray", "ArrowStringArrayNumpySemantics", "BooleanArray", "Categorical",
+    "DatetimeArray", "FloatingArray", "IntegerArray", "IntervalArray", "NumpyExtensionArray", "PeriodArray",
+    "SparseArray", "StringArray", "StringArrayNumpySemantics", "TimedeltaArray",
+    "ArrowDtype", "BooleanDtype", "CategoricalDtype", "DatetimeTZDtype", "Float32Dtype", "Float64Dtype",
+    "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype",
+    "UInt64Dtype", "IntervalDtype", "PeriodDtype", "SparseDtype", "StringDtype", "NumpyEADtype",
+    # indexes (Int64Index & co: pandas < 2, read as Index)
+    "Index", "RangeIndex", "CategoricalIndex", "MultiIndex", "DatetimeIndex", "TimedeltaIndex", "PeriodIndex",
+    "IntervalIndex", "Int64Index", "UInt64Index", "Float64Index", "_new_Index", "_new_PeriodIndex",
+    # tables and their block storage
+    "DataFrame", "Series", "BlockManager", "SingleBlockManager", "_unpickle_block", "new_block",
+    "__pyx_unpickle_NDArrayBacked", "Timestamp", "Timedelta", "NaTType", "_nat_unpickle", "__nat_unpickle",
+    "NA", "NAType", "NaT",  # the missing-value singletons
+})
+_PANDAS_DENIED = ("pandas.io", "pandas.plotting", "pandas.core.computation", "pandas.testing", "pandas._testing",
+                  "pandas.util", "pandas.conftest", "pandas.tests", "pandas.compat")
 
 # Modules inside the allowed packages that can run code, touch files or the network,
 # or reach raw memory. A model pickle has no reason to name anything in them.
@@ -99,6 +137,8 @@ def is_allowed(module: str, name: str) -> bool:
     # `sklearn.base clone.__builtins__` reaches builtins from an allowed function.
     if "." in name:
         return False
+    if _under(module, "pandas"):
+        return name in _PANDAS_DATA_NAMES and not any(_under(module, d) for d in _PANDAS_DENIED)
     if not any(_under(module, p) for p in _ALLOWED_PREFIXES):
         return False
     if any(_under(module, d) for d in _DENIED_MODULES):

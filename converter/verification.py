@@ -50,6 +50,8 @@ class Verification:
     tolerance_source: str = "default"
     outputs: list[OutputCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what loading the source revealed
+    reference: str = "source model"  # what the outputs were compared with (--expected: recorded predictions)
+    expected: dict | None = None  # --expected: its file, its checks, and the live comparison
     # (inputs, the converted model's outputs): kept to check the written file against
     evidence: Any = field(default=None, repr=False, compare=False)
 
@@ -64,6 +66,8 @@ class Verification:
             "rtol": self.rtol,
             "tolerance_source": self.tolerance_source,
             "outputs": [o.to_dict() for o in self.outputs],
+            "reference": self.reference,
+            **({"expected": self.expected} if self.expected else {}),
         }
 
     @property
@@ -317,9 +321,12 @@ def _predictor(model: Source, options: dict, which: str) -> Predictor:
 
 
 def verify(source: Source, converted: Source, *, edges=(), sample=None, atol: float | None = None,
-           rtol: float | None = None, options: dict | None = None) -> Verification:
+           rtol: float | None = None, options: dict | None = None, expected=None) -> Verification:
     """Run `source` and `converted` on the same inputs (the sample's, else synthetic ones)
-    and compare their outputs."""
+    and compare their outputs; with `expected`, the converted model's outputs are also
+    compared with predictions recorded where the model was made, and those decide."""
+    if expected is not None and not sample:
+        raise UsageError("--expected needs --sample: the rows the expected predictions were made for")
     options = dict(options or {})
     a, r, how_tolerant = tolerance(edges, atol, rtol, options)
 
@@ -346,8 +353,21 @@ def verify(source: Source, converted: Source, *, edges=(), sample=None, atol: fl
         return unverified("the model does not record how many features it takes; pass --sample FILE")
     else:
         X, how = synthetic_inputs(source_model)
-    result = run(source_model, target_model, X, how, a, r, how_tolerant)
+    try:
+        result = run(source_model, target_model, X, how, a, r, how_tolerant)
+    except ConversionError as exc:
+        if expected is None or "source model" not in exc.message:
+            raise
+        # The source does not run here any more; the recorded predictions still judge the output.
+        rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+        result = Verification("unverified", reason=exc.message, rows=rows, inputs=how, atol=a, rtol=r,
+                              tolerance_source=how_tolerant)
+        result.evidence = (X, _predict(target_model, X, "converted"))
     result.notes = list(source_model.notes)
+    if expected is not None:
+        check_expected(result, expected)
+    elif getattr(source_model, "recorded", None) is not None:
+        check_recorded(result, target_model, source_model.recorded())
     return result
 
 
@@ -362,3 +382,178 @@ def same_outputs(result: Verification, converted: Source, options: dict | None =
     return set(again) == set(verified) and all(
         np.array_equal(np.asarray(again[k]), np.asarray(verified[k]), equal_nan=np.asarray(verified[k]).dtype.kind == "f")
         for k in verified)
+
+
+# --- against predictions recorded where the model was made (--expected) ---
+
+# Column names that hold a predicted label (classifiers) or value (regressors).
+_TARGET_COLUMNS = ("label", "_target", "target", "prediction", "predicted", "predict", "y", "class", "value", "yhat")
+_PROBABILITY_PREFIXES = ("probability(", "probability_", "proba_", "prob_", "p_", "probability:")
+
+
+def _read_expected_csv(path: Path) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """Columns matched by name: a label/value column, probability columns (in file order);
+    a file without a header is one array."""
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(fh, delimiter="\t" if path.suffix == ".tsv" else ",") if r]
+    if not rows:
+        raise UsageError(f"expected file {path} is empty")
+
+    def number(cell: str) -> bool:
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return False
+
+    if all(number(c) for c in rows[0]):  # no header
+        arr = np.array([[float(c) for c in r] for r in rows])
+        return [arr[:, 0] if arr.shape[1] == 1 else arr]
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    lower = [h.lower() for h in header]
+    out: dict[str, np.ndarray] = {}
+    target = next((i for name in _TARGET_COLUMNS for i, h in enumerate(lower) if h == name), None)
+    if target is not None:
+        cells = [r[target] for r in body]
+        out["target"] = np.array([float(c) for c in cells]) if all(number(c) for c in cells) else np.array(cells)
+    proba = [i for i, h in enumerate(lower) if h.startswith(_PROBABILITY_PREFIXES)]
+    if proba:
+        try:
+            out["probabilities"] = np.array([[float(r[i]) for i in proba] for r in body])
+        except (ValueError, IndexError) as exc:
+            raise UsageError(f"expected file {path}: a probability column holds a cell that is not a number "
+                             f"({exc})") from None
+    if not out:
+        raise UsageError(f"expected file {path} has no column named for a prediction",
+                         hint="name the columns label (or value, prediction, _target) and probability(<class>) ...")
+    return out
+
+
+def _read_expected_arrays(path: Path) -> dict[str, np.ndarray] | list[np.ndarray]:
+    if path.is_dir():  # an ONNX test data set: output_0.pb, output_1.pb, ...
+        files = sorted(path.glob("output_*.pb"), key=lambda p: int(p.stem.split("_")[-1] or 0))
+        if not files:
+            raise UsageError(f"{path} holds no output_N.pb files")
+        return [_read_tensor_proto(f) for f in files]
+    if path.suffix == ".pb":
+        return [_read_tensor_proto(path)]
+    if path.suffix == ".npy":
+        return [np.load(path, allow_pickle=False)]
+    if path.suffix in (".csv", ".tsv", ".txt"):
+        return _read_expected_csv(path)
+    if path.suffix in (".pkl", ".pickle", ".joblib"):
+        # Scanned and loaded like any pickle, without --trust: numbers only (numpy arrays, lists).
+        from mlconvert.formats._pickle_load import load_pickle
+
+        obj = load_pickle(path, trust=False).obj
+        return [np.asarray(a) for a in obj] if isinstance(obj, (list, tuple)) else [np.asarray(obj)]
+    raise UsageError(f"expected file {path} must be .csv, .npy, .pkl, an ONNX output_N.pb or a folder of them")
+
+
+def _read_tensor_proto(path: Path) -> np.ndarray:
+    from onnx import TensorProto, numpy_helper
+
+    tensor = TensorProto()
+    try:
+        tensor.ParseFromString(path.read_bytes())
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:
+        raise UsageError(f"{path} is not an ONNX TensorProto: {exc}") from exc
+
+
+def load_expected(path, actual: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Recorded predictions under the names of the converted model's outputs (`actual`):
+    label / probabilities for classifiers, value for regressors and transformers."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"expected file {path} does not exist")
+    read = _read_expected_arrays(path)
+    classifier = "label" in actual
+    out: dict[str, np.ndarray] = {}
+    if isinstance(read, dict):  # named CSV columns
+        if "target" in read:
+            out["label" if classifier else "value"] = read["target"]
+        if "probabilities" in read and classifier:
+            out["probabilities"] = read["probabilities"]
+        return out
+    # Positional arrays: [labels, probabilities] or [values]; one 2-D array of as many
+    # columns as the model has classes is probabilities.
+    for i, arr in enumerate(read):
+        arr = np.asarray(arr)
+        width = np.asarray(actual.get("probabilities", np.empty((0, 0)))).shape[-1] if classifier else None
+        if classifier and arr.ndim == 2 and arr.shape[1] > 1 and arr.shape[1] == width:
+            out["probabilities"] = arr
+        elif classifier and i == 0:
+            out["label"] = arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
+        elif not classifier and i == 0:
+            out["value"] = arr.reshape(len(arr)) if arr.ndim == 2 and arr.shape[1] == 1 else arr
+    return out
+
+
+def _same_label_type(recorded: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Recorded labels as the converted model types them (1.0 in a CSV is the class 1)."""
+    if recorded.dtype.kind in "fiu" and np.asarray(actual).dtype.kind in "iu" and \
+            np.all(np.mod(recorded, 1) == 0):
+        return recorded.astype(np.int64)
+    return recorded
+
+
+def check_expected(result: Verification, path) -> Verification:
+    """Decide `result` by the converted model's outputs against predictions recorded where
+    the model was made (the file at `path`), keeping the live comparison with the source
+    as loaded here in the report. Needs the inputs the predictions were recorded for."""
+    if result.evidence is None:
+        raise UsageError("--expected needs the converted model to run on the recorded inputs",
+                         hint="pass --sample FILE with the rows the expected predictions were made for")
+    X, actual = result.evidence
+    recorded = load_expected(path, actual)
+    if "label" in recorded and "label" in actual:
+        recorded["label"] = _same_label_type(np.asarray(recorded["label"]), actual["label"])
+    rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+    for name, arr in recorded.items():
+        if len(arr) != rows:
+            raise UsageError(f"{Path(path).name} records {len(arr)} predictions for {rows} input rows",
+                             hint="the expected file and --sample must hold the same rows, in the same order")
+    checks = compare(recorded, actual, result.atol, result.rtol)
+    if not checks:
+        raise UsageError(f"nothing in {Path(path).name} matches the converted model's outputs ({', '.join(actual)})")
+    live = {"status": result.status, "reason": result.reason, "outputs": [c.to_dict() for c in result.outputs]}
+    result.expected = {"file": str(path), "outputs": [c.to_dict() for c in checks], "live": live}
+    result.inputs += f"; against recorded predictions {Path(path).name}"
+    if all(c.ok for c in checks):
+        if result.status != "verified":
+            result.notes.append(f"the source as loaded here ({result.status}: {result.reason or 'no comparison'}) "
+                                f"disagrees with its recorded predictions; the conversion matches the recorded ones")
+        result.status, result.reason = "verified", ""
+        result.reference = f"recorded predictions ({Path(path).name})" + (
+            " and the source model" if live["status"] == "verified" else "")
+    else:
+        bad = ", ".join(c.name for c in checks if not c.ok)
+        result.status, result.reason = "mismatch", f"outputs differ from the recorded predictions: {bad}"
+        result.reference = f"recorded predictions ({Path(path).name})"
+    result.outputs = checks  # the source's live figures stay in result.expected["live"]
+    return result
+
+
+def check_recorded(result: Verification, target: Predictor, recorded) -> Verification:
+    """Also run the converted model on the rows a model carries with the predictions made
+    for them where it was made (sklearn2pmml's PMMLPipeline.verify()); they must agree."""
+    if recorded is None:
+        return result
+    X, outputs = recorded
+    actual = _predict(target, X, "converted")
+    if "label" in outputs and "label" in actual:
+        outputs["label"] = _same_label_type(np.asarray(outputs["label"]), actual["label"])
+    checks = compare(outputs, actual, result.atol, result.rtol)
+    if not checks:
+        return result
+    rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+    result.expected = {"file": "recorded in the model", "rows": rows, "outputs": [c.to_dict() for c in checks]}
+    result.reference = f"source model, and the predictions recorded in it ({rows} rows)"
+    if not all(c.ok for c in checks):
+        bad = ", ".join(c.name for c in checks if not c.ok)
+        result.status, result.reason = "mismatch", f"outputs differ from the predictions recorded in the model: {bad}"
+    return result

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from mlconvert import probe
 from mlconvert.errors import InputError, MlconvertError, UntrustedInputError
+from mlconvert.formats import _pickle_upgrades as _upgrades
 from mlconvert.formats._pickle_scan import PickleScan, scan_pickle
 from mlconvert.formats._pickle_stream import MAX_DECOMPRESSED, Opened
 from mlconvert.safety import TRUST_HINT, is_allowed
@@ -63,6 +64,14 @@ _MODULE_RENAMES = {
     "sklearn.svm.classes": "sklearn.svm._classes",
 }
 _NAME_RENAMES = {
+    # pandas < 2 pickles (the renames pandas' own read_pickle applies): the integer and
+    # float indexes became Index with that dtype; blocks are rebuilt by _unpickle_block.
+    ("pandas.core.indexes.numeric", "Int64Index"): ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.numeric", "UInt64Index"): ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.numeric", "Float64Index"): ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.internals.blocks", "new_block"): ("pandas._libs.internals", "_unpickle_block"),
+    ("pandas._libs.tslibs.nattype", "__nat_unpickle"): ("pandas._libs.tslibs.nattype", "_nat_unpickle"),
+    ("pandas.core.arrays.sparse.dtype", "SparseDtype"): ("pandas.core.dtypes.dtypes", "SparseDtype"),
     ("__builtin__", "unicode"): ("builtins", "str"),
     ("__builtin__", "basestring"): ("builtins", "str"),
     ("__builtin__", "long"): ("builtins", "int"),
@@ -78,8 +87,23 @@ def _remap(module: str, name: str) -> tuple[str, str]:
     return module, name
 
 
+def _before_import(module: str) -> None:
+    """What a module needs from today's libraries before it can be imported."""
+    if module.split(".")[0] == "sklearn_pandas":
+        # sklearn-pandas 2.2 (its last release) imports sklearn.utils.tosequence, which
+        # scikit-learn 1.7 removed; sklearn2pmml restores it the same way.
+        import sklearn.utils
+
+        if not hasattr(sklearn.utils, "tosequence"):
+            def tosequence(x):
+                return x if isinstance(x, (list, tuple)) else list(x) if hasattr(x, "__iter__") else [x]
+
+            sklearn.utils.tosequence = tosequence
+
+
 def _import(module: str) -> types.ModuleType:
     """Import `module`, trying the paths modern releases moved it to."""
+    _before_import(module)
     candidates = [module]
     if (module == "numpy.core" or module.startswith("numpy.core.")) and importlib.util.find_spec("numpy._core") is not None:
         candidates.insert(0, "numpy._core" + module[len("numpy.core"):])  # numpy 2 renamed it
@@ -106,6 +130,13 @@ def _resolve(module: str, name: str, trust: bool) -> Any:
             hint=TRUST_HINT,
             details={"untrusted": [f"{module}.{name}"]},
         )
+    if (new_module, new_name) == ("sklearn.tree._tree", "Tree"):
+        return _upgrades.upgrading_tree()  # node arrays of scikit-learn < 1.3 get their new field
+    if _upgrades.is_removed_target(new_module, new_name):
+        try:
+            return getattr(_import(new_module), new_name)
+        except (ImportError, AttributeError):  # removed since: a placeholder that an upgrade replaces
+            return _upgrades.removed_class(new_module, new_name)
     mod = _import(new_module)
     if "." in new_name:  # only reachable with --trust
         obj: Any = mod
@@ -127,7 +158,20 @@ def _resolve(module: str, name: str, trust: bool) -> Any:
                 hint=TRUST_HINT,
                 details={"untrusted": [f"{module}.{name}"]},
             )
+        if (new_module, new_name) == ("pyarrow.lib", "_restore_array"):
+            return _validated(obj)
     return obj
+
+
+def _validated(restore):
+    """pyarrow's array rebuilder, checking each array it builds from the file's buffers
+    (offsets and lengths inside the buffers) before anything reads it."""
+    def restore_array(*args):
+        array = restore(*args)
+        array.validate(full=True)
+        return array
+
+    return restore_array
 
 
 def _joblib_unpickler(filename: str, fh, trust: bool):
@@ -154,7 +198,47 @@ class _GuardedUnpickler(pickle.Unpickler):
         return _resolve(module, name, self._trust)
 
 
-def _load_failure_hint(scan: PickleScan) -> str:
+# Import names whose pip package is named otherwise, or is installed by an mlconvert extra.
+_PIP_NAMES = {
+    "sklearn2pmml": "'mlconvert[pmml]'", "sklearn_pandas": "'mlconvert[pmml]'",
+    "xgboost": "'mlconvert[classic]'", "lightgbm": "'mlconvert[classic]'", "catboost": "'mlconvert[classic]'",
+    "sklearn": "'mlconvert[classic]'", "pyarrow": "'mlconvert[classic]'", "pandas": "pandas",
+    "imblearn": "imbalanced-learn", "category_encoders": "category_encoders", "cv2": "opencv-python",
+    "yaml": "pyyaml", "PIL": "pillow", "skopt": "scikit-optimize", "feature_engine": "feature-engine",
+    "lifelines": "lifelines", "statsmodels": "statsmodels", "dask_ml": "dask-ml", "interpret": "interpret",
+}
+
+
+def installed(top: str) -> bool:
+    """Whether a top-level module can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # e.g. blocked with sys.modules[top] = None
+        return False
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    """The module an import failure names, when its package is not installed at all."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name if not installed(exc.name.split(".")[0]) else None
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _missing_module_hint(module: str) -> str:
+    top = module.split(".")[0]
+    package = _PIP_NAMES.get(top, top)
+    ours = package.startswith("'mlconvert[")
+    return (f"the pickle needs the module {module}, which is not installed here: "
+            f"pip install {package}" + ("" if ours else f" (the package that provides `{top}`; its name on "
+                                        "the package index may differ)") + ", then run again")
+
+
+def _load_failure_hint(scan: PickleScan, exc: BaseException | None = None) -> str:
+    missing = _missing_module(exc) if exc is not None else None
+    if missing:
+        return _missing_module_hint(missing)
     recorded = scan.sklearn_version
     installed = probe.dist_version("scikit-learn") if scan.flavor == "sklearn" or recorded else None
     if recorded and installed and recorded != installed:
@@ -181,6 +265,8 @@ def _sklearn_estimators(root: Any, budget: int = 20000) -> Iterator[Any]:
         budget -= 1
         if isinstance(obj, (list, tuple)):
             todo.extend(obj)
+        elif getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):  # e.g. a boosting's estimators_
+            todo.extend(obj.ravel())
         elif isinstance(obj, dict):
             todo.extend(obj.values())
         elif type(obj).__module__.startswith("sklearn.") and hasattr(obj, "get_params"):
@@ -213,19 +299,6 @@ def _compat_fixups(obj: Any, scan: PickleScan) -> list[str]:
             if p.name not in vars(est):
                 setattr(est, p.name, p.default)
                 filled.append(f"{type(est).__name__}.{p.name}={p.default!r}")
-        classes = getattr(est, "classes_", None)
-        if (
-            type(est).__name__ == "LogisticRegression"
-            and classes is not None
-            and len(classes) > 2
-            and (vars(est).get("multi_class") == "ovr"
-                 or (vars(est).get("multi_class") in ("auto", "warn") and vars(est).get("solver") == "liblinear"))
-        ):
-            notes.append(
-                f"LogisticRegression was fitted one-vs-rest (scikit-learn {scan.sklearn_version}); "
-                f"scikit-learn {installed} computes its multiclass predict_proba with softmax, so "
-                "probabilities differ from the original's (predicted labels agree)"
-            )
     if filled:
         notes.insert(
             0,
@@ -240,6 +313,7 @@ def load_pickle(path, trust: bool = False, *, max_decompressed: int = MAX_DECOMP
     path = Path(path)
     scan = scan_pickle(path, max_decompressed=max_decompressed)
     check_trusted(scan, trust)
+    _upgrades.reset()
     joblib_container = scan.container != "pickle"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -259,7 +333,7 @@ def load_pickle(path, trust: bool = False, *, max_decompressed: int = MAX_DECOMP
             installed = probe.dist_version("scikit-learn")
             raise InputError(
                 f"{path} could not be loaded: {type(exc).__name__}: {exc}",
-                hint=_load_failure_hint(scan),
+                hint=_load_failure_hint(scan, exc),
                 details={
                     "path": str(path),
                     "top_class": scan.top_class,
@@ -276,4 +350,16 @@ def load_pickle(path, trust: bool = False, *, max_decompressed: int = MAX_DECOMP
         messages.extend(_compat_fixups(obj, scan))
     except Exception as exc:  # a fix-up must never turn a loaded model into a failure
         messages.append(f"compatibility fix-ups skipped: {type(exc).__name__}: {exc}")
+    try:
+        obj, upgraded = _upgrades.upgrade(obj, scan.sklearn_version)
+    except ValueError as exc:
+        raise InputError(
+            f"{path} holds {exc}, which scikit-learn {scan.sklearn_version or '(version not recorded)'} wrote "
+            f"and {probe.dist_version('scikit-learn')} no longer has; what it computed cannot be rebuilt with "
+            "certainty",
+            hint="re-export it with the version that wrote it (e.g. to ONNX, or to a pickle made there), or "
+                 "pass --expected with predictions recorded there to check a conversion against them",
+            details={"path": str(path), "removed": str(exc), "sklearn_version_recorded": scan.sklearn_version},
+        ) from None
+    messages.extend(upgraded)
     return LoadedPickle(obj=obj, scan=scan, warnings=messages)

@@ -21,26 +21,74 @@ def _sklearn_tree_thresholds(model, out: dict[int, list[float]]) -> None:
         _sklearn_tree_thresholds(est, out)
 
 
+# Packages whose estimators follow scikit-learn's API and take scikit-learn's inputs:
+# sklearn2pmml's PMMLPipeline and decorators, sklearn-pandas' DataFrameMapper.
+_SKLEARN_FAMILY = ("sklearn", "sklearn2pmml", "sklearn_pandas")
+
+
+def _unwrap(step):
+    """The estimator that really reads a wrapper's input: a pipeline's first step, an
+    Alias' transformer, a SelectorProxy's selector."""
+    for _ in range(20):
+        if hasattr(step, "steps") and step.steps:
+            step = step.steps[0][1]
+        elif type(step).__name__ in ("Alias", "MultiAlias") and hasattr(step, "transformer_"):
+            step = step.transformer_
+        elif type(step).__name__ == "SelectorProxy":
+            step = step.selector
+        else:
+            break
+    return step
+
+
+def _names(model) -> list[str] | None:
+    for attr in ("feature_names_in_", "active_fields"):  # active_fields: PMMLPipeline
+        names = getattr(model, attr, None)
+        if names is not None and len(names):
+            return [str(n) for n in names]
+    return None
+
+
 class EstimatorPredictor(Predictor):
     def __init__(self, model):
         self.model = model
         module = type(model).__module__.split(".")[0]
-        self.library = module
-        self.kind = "classifier" if hasattr(model, "predict_proba") and self._is_classifier() else "regressor"
-        self.n_features = getattr(model, "n_features_in_", None)
-        names = getattr(model, "feature_names_in_", None)
-        self.feature_names = [str(n) for n in names] if names is not None else None
+        self.library = "sklearn" if module in _SKLEARN_FAMILY else module
+        self.kind = self._kind()
+        self.feature_names = _names(model)
+        self.n_features = getattr(model, "n_features_in_", None) or (
+            len(self.feature_names) if self.feature_names else None)
         if not self.n_features and getattr(model, "feature_names_", None):  # CatBoost
             self.n_features = len(model.feature_names_)
+        if not self.n_features:
+            from mlconvert.edges import n_features_of  # looks through wrappers
 
-    def _is_classifier(self) -> bool:
+            try:
+                self.n_features = n_features_of(model)
+            except Exception:
+                self.n_features = None
+
+    def _kind(self) -> str:
+        if hasattr(self.model, "predict_proba") and self._is_classifier():
+            return "classifier"
+        if self._estimator_type() == "clusterer" or (
+                hasattr(self.model, "cluster_centers_") and hasattr(self.model, "predict")):
+            return "clusterer"
+        if not hasattr(self.model, "predict") and hasattr(self.model, "transform"):
+            return "transformer"
+        return "regressor"
+
+    def _estimator_type(self):
         est_type = getattr(self.model, "_estimator_type", None)
         if est_type is None and hasattr(self.model, "__sklearn_tags__"):
             try:
                 est_type = self.model.__sklearn_tags__().estimator_type
             except Exception:
                 est_type = None
-        return est_type == "classifier" or hasattr(self.model, "classes_")
+        return est_type
+
+    def _is_classifier(self) -> bool:
+        return self._estimator_type() == "classifier" or hasattr(self.model, "classes_")
 
     def _input(self, X):
         import numpy as np
@@ -53,12 +101,21 @@ class EstimatorPredictor(Predictor):
             return pd.DataFrame(X, columns=self.feature_names)
         return X
 
+    def _first(self):
+        """The step that reads the raw input (through PMMLPipeline and other wrappers)."""
+        first = self.model
+        while hasattr(first, "steps") and first.steps:
+            first = first.steps[0][1]
+        return first
+
     def _column_transformer(self):
-        """The ColumnTransformer that reads the raw input, when it picks columns by name
-        (a model fitted on a DataFrame)."""
+        """The ColumnTransformer or DataFrameMapper that reads the raw input, when it picks
+        columns by name (a model fitted on a DataFrame)."""
         import numpy as np
 
-        first = self.model.steps[0][1] if hasattr(self.model, "steps") else self.model
+        first = self._first()
+        if type(first).__name__ == "DataFrameMapper" and self.feature_names:
+            return first
         parts = getattr(first, "transformers_", None)
         if parts and self.feature_names and any(
                 isinstance(c, str) for _, _, cols in parts for c in np.atleast_1d(cols)):
@@ -82,13 +139,10 @@ class EstimatorPredictor(Predictor):
         return specs
 
     def _string_categories(self) -> dict[int, list[str]]:
-        import numpy as np
-
         out = {}
-        for trans, cols in self._first_steps():
-            for col, values in zip(cols, getattr(trans, "categories_", None) or []):
-                if not np.issubdtype(np.asarray(values).dtype, np.number):
-                    out[col] = [str(v) for v in values]
+        for col, values in self._learnt_values():
+            if not _numeric(values):
+                out[col] = [str(v) for v in values]
         return out
 
     def predict(self, X):
@@ -97,7 +151,39 @@ class EstimatorPredictor(Predictor):
         Xin = self._input(X)
         if self.kind == "classifier":
             return {"label": column(self.model.predict(Xin)), "probabilities": np.asarray(self.model.predict_proba(Xin))}
+        if self.kind == "clusterer":  # the cluster each row falls in
+            return {"label": column(self.model.predict(Xin))}
+        if self.kind == "transformer":  # a fitted transformer on its own: what it makes of the rows
+            out = self.model.transform(Xin)
+            out = out.toarray() if hasattr(out, "toarray") else np.asarray(out, dtype=np.float64)
+            return {"value": column(out)}
         return {"value": column(self.model.predict(Xin))}
+
+    def recorded(self):
+        """(inputs, outputs) the model carries from where it was made, or None: the rows
+        and predictions sklearn2pmml's PMMLPipeline.verify() stores in the pipeline."""
+        import numpy as np
+
+        rec = getattr(self.model, "verification", None)
+        if rec is None or type(rec).__name__ != "_Verification" or not self.feature_names:
+            return None
+        X, y = np.asarray(getattr(rec, "active_values", [])), np.asarray(getattr(rec, "target_values", []))
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names) or len(X) != len(y) or not len(X):
+            return None
+        specs = self.input_specs()
+        if specs:  # one column per input, in the model's column order
+            inputs = {s["name"]: X[:, i].reshape(-1, 1).astype(object if s["dtype"] == "object" else np.float64)
+                      for i, s in enumerate(specs)}
+        else:
+            inputs = X.astype(np.float64)
+        y = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
+        if self.kind != "classifier":
+            return inputs, {"value": y.astype(np.float64)}
+        outputs = {"label": y}
+        proba = getattr(rec, "probability_values", None)
+        if proba is not None:
+            outputs["probabilities"] = np.asarray(proba, dtype=np.float64)
+        return inputs, outputs
 
     def thresholds(self):
         out: dict[int, list[float]] = defaultdict(list)
@@ -120,45 +206,107 @@ class EstimatorPredictor(Predictor):
         """(transformer, input columns) pairs that read the raw input first."""
         import numpy as np
 
-        first = self.model.steps[0][1] if hasattr(self.model, "steps") else None
+        first = self._first() if (hasattr(self.model, "steps") or self.kind == "transformer") else None
         if first is None:
             return []
+        names = self.feature_names or []
+
+        def index(c):
+            return names.index(c) if isinstance(c, str) else int(c)
+
+        out = []
         if hasattr(first, "transformers_"):  # ColumnTransformer: each part reads its own columns
-            names = self.feature_names or []
-            out = []
             for _, trans, cols in first.transformers_:
-                if isinstance(trans, str):
-                    continue
-                cols = [names.index(c) if isinstance(c, str) else int(c) for c in np.atleast_1d(cols)]
-                out.append((trans.steps[0][1] if hasattr(trans, "steps") else trans, cols))
-            return out
-        return [(first, list(range(self.n_features or 0)))]
+                if not isinstance(trans, str):
+                    out.append((_unwrap(trans), [index(c) for c in np.atleast_1d(cols)]))
+        elif type(first).__name__ == "DataFrameMapper":  # sklearn-pandas: the same, by name
+            for feature in getattr(first, "built_features", None) or []:
+                cols, trans = feature[0], feature[1]
+                if trans is not None and all(not isinstance(c, str) or c in names for c in np.atleast_1d(cols)):
+                    out.append((_unwrap(trans), [index(c) for c in np.atleast_1d(cols)]))
+        elif type(first).__name__ == "MultiDomain":  # one domain per column
+            out.extend((d, [i]) for i, d in enumerate(first.domains) if d is not None)
+        else:
+            out.append((_unwrap(first), list(range(self.n_features or 0))))
+        return out
+
+    def _learnt_values(self):
+        """(column, the values a step learnt for it): categories of encoders and domains."""
+        for trans, cols in self._first_steps():
+            learnt = getattr(trans, "categories_", None)
+            if learnt is None and getattr(trans, "data_values_", None) is not None:  # CategoricalDomain
+                learnt = trans.data_values_
+                if len(cols) == 1 and len(learnt) and _numeric_scalar(learnt[0]):
+                    learnt = [learnt]
+            if learnt is None and len(cols) == 1 and getattr(trans, "classes_", None) is not None:
+                learnt = [trans.classes_]  # LabelBinarizer / LabelEncoder on one column
+            for col, values in zip(cols, learnt if learnt is not None else []):
+                yield col, list(values)
 
     def ranges(self):
         # A scaler that reads the raw input says where the training data lived.
         out = {}
         for trans, cols in self._first_steps():
+            if _bounded_domain(trans):
+                continue  # only values inside its interval are valid: categories() gives them
             mean, scale = getattr(trans, "mean_", None), getattr(trans, "scale_", None)
             lo, hi = getattr(trans, "data_min_", None), getattr(trans, "data_max_", None)
             for i, col in enumerate(cols):
                 if mean is not None and scale is not None:
                     out[col] = (float(mean[i]), float(scale[i]) or 1.0)
                 elif lo is not None and hi is not None:
-                    out[col] = ((lo[i] + hi[i]) / 2, (hi[i] - lo[i]) / 2 or 1.0)
+                    lo_i, hi_i = float(_at(lo, i)), float(_at(hi, i))
+                    out[col] = ((lo_i + hi_i) / 2, (hi_i - lo_i) / 2 or 1.0)
         return out
 
     def categories(self):
         import numpy as np
 
-        # An encoder that reads the raw input knows the only values that make sense there.
+        # An encoder that reads the raw input knows the only values that make sense there;
+        # a domain that refuses values outside its interval, the interval.
         out = {}
+        for col, values in self._learnt_values():
+            if _numeric(values):
+                out[col] = [float(v) for v in values]
         for trans, cols in self._first_steps():
-            cats = getattr(trans, "categories_", None)
-            if cats is not None:
-                for col, values in zip(cols, cats):
-                    if np.issubdtype(np.asarray(values).dtype, np.number):
-                        out[col] = [float(v) for v in values]
+            if _bounded_domain(trans):
+                for i, col in enumerate(cols):
+                    lo, hi = float(_at(trans.data_min_, i)), float(_at(trans.data_max_, i))
+                    # float32-representable values (verification feeds float32) inside [lo, hi]
+                    grid = np.linspace(lo, hi, 65).astype(np.float32)
+                    wide = grid.astype(np.float64)  # compare in float64: NumPy 2 would in float32
+                    grid = np.where(wide > hi, np.nextafter(grid, np.float32(-np.inf)), grid)
+                    grid = np.where(wide < lo, np.nextafter(grid, np.float32(np.inf)), grid)
+                    out[col] = [float(v) for v in grid.astype(np.float64) if lo <= float(v) <= hi]
         return out
+
+
+def _at(values, i):
+    import numpy as np
+
+    arr = np.atleast_1d(np.asarray(values))
+    return arr[i] if arr.size > 1 else arr[0]
+
+
+def _numeric(values) -> bool:
+    import numpy as np
+
+    try:
+        return np.issubdtype(np.asarray(values).dtype, np.number)
+    except TypeError:
+        return False
+
+
+def _numeric_scalar(value) -> bool:
+    import numpy as np
+
+    return np.ndim(value) == 0
+
+
+def _bounded_domain(trans) -> bool:
+    """A ContinuousDomain that makes the model raise on values outside its fitted interval."""
+    return (type(trans).__module__.startswith("sklearn2pmml") and hasattr(trans, "data_min_")
+            and getattr(trans, "invalid_value_treatment", None) == "return_invalid")
 
 
 def _catboost_borders(model) -> dict[int, list[float]]:
@@ -180,6 +328,6 @@ def predictor_for(obj) -> Predictor:
         from mlconvert.formats.lightgbm_text import LightGBMPredictor
 
         return LightGBMPredictor(obj)
-    if hasattr(obj, "predict"):
+    if hasattr(obj, "predict") or (hasattr(obj, "transform") and hasattr(obj, "get_params")):
         return EstimatorPredictor(obj)
     raise InputError(f"cannot run a {module}.{type(obj).__name__} object to verify it")

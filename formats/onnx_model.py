@@ -397,7 +397,11 @@ class OnnxPredictor(Predictor):
         if isinstance(X, dict) or len(self.specs) != 1:  # named inputs in, outputs by name out
             feed = named_inputs(X, self.specs)
             feed = {s["name"]: np.asarray(feed[s["name"]]).astype(s["dtype"]) for s in self.specs}
-            return dict(zip(self.output_names, self.session.run(None, feed)))
+            results = self.session.run(None, feed)
+            named = dict(zip(self.output_names, results))
+            if all(s["shape"] == [None, 1] for s in self.specs):  # a classic model over a table's columns
+                named.update(self._classic(results))
+            return named
         results = self.session.run(None, {self.input.name: np.asarray(X, dtype=self.dtype)})
         # Every output by its name too (a one-input network fed a matrix); the classic keys win.
         named = {n: np.asarray(r) for n, r in zip(self.output_names, results) if not isinstance(r, list)}

@@ -77,6 +77,9 @@ def _kind_of(name: str | None) -> str | None:
     return None
 
 
+# Packages of scikit-learn-API wrappers (sklearn2pmml's PMMLPipeline and decorators,
+# sklearn-pandas' DataFrameMapper).
+_SKLEARN_API_WRAPPERS = ("sklearn2pmml", "sklearn_pandas")
 _PRODUCERS = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
 
 
@@ -84,12 +87,17 @@ def describe(path: Path) -> dict:
     """What the file holds, from a static scan: nothing in it is run."""
     scan = scan_pickle(path)
     top = scan.top_class.rsplit(".", 1)[-1] if scan.top_class else None
-    if top == "Pipeline":
+    if top in ("Pipeline", "PMMLPipeline"):
         kind = _kind_of(scan.steps[-1]) if scan.steps else None
         kind = kind or "pipeline"
     else:
         kind = _kind_of(top)
-    producer = _PRODUCERS.get(scan.flavor)
+    flavor = scan.flavor
+    if scan.top_class and scan.top_class.split(".")[0] in _SKLEARN_API_WRAPPERS:
+        # A PMMLPipeline or DataFrameMapper is a scikit-learn model whatever its last step
+        # (an XGBoost or LightGBM estimator converts inside it, through skl2onnx).
+        flavor = "sklearn"
+    producer = _PRODUCERS.get(flavor)
     producer_version = scan.versions.get(producer) if producer else None
 
     warnings: list[str] = []
@@ -108,9 +116,12 @@ def describe(path: Path) -> dict:
     if scan.python2:
         warnings.append("written by Python 2")
     warnings.extend(scan.notes)
+    flavor_reason = _unknown_flavor_reason(scan) if flavor == "unknown" else None
+    if flavor_reason:
+        warnings.append(flavor_reason)
 
     return {
-        "flavor": scan.flavor,
+        "flavor": flavor,
         "kind": kind,
         "producer": producer,
         "producer_version": producer_version,
@@ -128,6 +139,7 @@ def describe(path: Path) -> dict:
             "python2": scan.python2,
         },
         "warnings": warnings,
+        **({"flavor_reason": flavor_reason} if flavor_reason else {}),
     }
 
 
@@ -150,6 +162,25 @@ def native_library(description: dict) -> str | None:
 def probe_load(path: Path) -> None:
     """Unpickling (allow-listed globals only), which hands the booster bytes to the library."""
     load(path, trust=False)
+# Modules whose globals build plain values; they say nothing about what model is inside.
+_PLAIN = ("builtins", "__builtin__", "copyreg", "copy_reg", "_codecs", "collections", "numpy", "joblib", "pandas")
+
+
+def _unknown_flavor_reason(scan) -> str:
+    """Which classes made the flavor unknown: what the file holds instead of a model."""
+    from mlconvert.formats._pickle_load import _missing_module_hint, installed
+
+    classes = [g for g in scan.globals if g.split(".")[0] not in _PLAIN + tuple(_PRODUCERS) and g != scan.top_class]
+    held = f"the file holds {scan.top_class}" if scan.top_class else "the file holds no object mlconvert recognises"
+    made = f", built from {', '.join(classes[:8])}" + (f" and {len(classes) - 8} more" if len(classes) > 8 else "") \
+        if classes else ""
+    reason = (f"{held}{made}: no scikit-learn, XGBoost, LightGBM or CatBoost model, so its flavor is unknown "
+              "(a model wrapped in another library's object converts once saved on its own)")
+    tops = {g.split(".")[0] for g in [scan.top_class or "", *classes] if g}
+    missing = sorted(t for t in tops if not installed(t))
+    if missing:
+        reason += "; " + "; ".join(_missing_module_hint(m) for m in missing)
+    return reason
 
 
 def predictor(source, options: dict):

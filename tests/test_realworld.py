@@ -262,15 +262,21 @@ def load_trusted_pickle(path: Path):
 
 
 def check_skl_logreg_multi(onnx_path: Path, root: Path) -> float:
-    # scikit-learn 0.19.2 fitted this LogisticRegression one-vs-rest; 1.9 computes its
-    # predict_proba with softmax, so mlconvert's verification (against 1.9) fails. The ONNX
-    # model keeps the one-vs-rest normalisation: it matches what 0.19.2 computed.
+    # scikit-learn 0.19.2 fitted this LogisticRegression one-vs-rest; the loader restores
+    # that (1.9 alone would compute softmax). The ONNX model matches what 0.19.2 computed.
     np = _np()
     X = load_trusted_pickle(root / "sklearn/skl0192_LogisticRegressionMulti.data.pkl")
     labels, probabilities = load_trusted_pickle(root / "sklearn/skl0192_LogisticRegressionMulti.expected.pkl")
     out = run_onnx(onnx_path, X)
     assert (np.asarray(out["label"]) == labels).all()
     return compare(out["probabilities"], probabilities, atol=1e-5)
+
+
+def check_skl_gradient_boosting(onnx_path: Path, root: Path) -> float:
+    # 0.19.2's losses and init estimator, upgraded on load: the ONNX model against 0.19.2's values.
+    X = load_trusted_pickle(root / "sklearn/skl0192_GradientBoostingRegressor.data.pkl")
+    (expected,) = load_trusted_pickle(root / "sklearn/skl0192_GradientBoostingRegressor.expected.pkl")
+    return compare(regression_output(run_onnx(onnx_path, X)), _np().ravel(expected), atol=1e-5, rtol=1e-5)
 
 
 def check_krishnaik_double(onnx_path: Path, root: Path) -> float:
@@ -309,11 +315,9 @@ CASES = [
     Case("sklearn/0bvdnt_iris_pipeline.joblib", 0),
     Case("sklearn/krishnaik_flask_LinearRegression.pkl", 6, says=("float32", "--double")),  # 3.5e-5 relative
     Case("sklearn/krishnaik_flask_LinearRegression.pkl", 0, ("--double",), check_krishnaik_double),
-    Case("sklearn/olmaditekrar_iris_logreg.joblib.pkl", 6, says=("one-vs-rest", "0.19.1")),
-    Case("sklearn/skl0192_LogisticRegressionMulti.model.pkl", 6, says=("one-vs-rest", "0.19.2")),
-    Case("sklearn/skl0192_LogisticRegressionMulti.model.pkl", 6, KEEP, check_skl_logreg_multi,
-         says=("one-vs-rest",)),
-    Case("sklearn/skl0192_GradientBoostingRegressor.model.pkl", 3, says=("0.19.2",)),
+    Case("sklearn/olmaditekrar_iris_logreg.joblib.pkl", 0),  # one-vs-rest restored on load
+    Case("sklearn/skl0192_LogisticRegressionMulti.model.pkl", 0, check=check_skl_logreg_multi),
+    Case("sklearn/skl0192_GradientBoostingRegressor.model.pkl", 0, check=check_skl_gradient_boosting),
     # xgboost (onnxmltools; legacy binaries translated by mlconvert). Measured: mushroom
     # 3.7e-8, R 1.5 iris 6e-8 (probabilities, atol 1e-5); R 0.6 Auto 7.6e-6 (rtol+atol 1e-5).
     Case("xgboost/treelite_mushroom.model", 0, check=check_mushroom),

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from mlconvert import probe
 from mlconvert.edges import Edge, Requirement, StepContext, n_features_of, register_edge
+from mlconvert.edges._skl2onnx_pmml import register_for, walk
 from mlconvert.errors import ConversionError
 
 if TYPE_CHECKING:
@@ -23,8 +24,7 @@ def _register_booster_converters(model) -> bool:
     """XGBoost and LightGBM estimators inside a scikit-learn pipeline: skl2onnx needs
     onnxmltools' converters registered for them (registering twice is harmless).
     Returns whether the model holds any."""
-    steps = [model] + [step for _, step in getattr(model, "steps", [])]
-    libraries = {type(est).__module__.split(".")[0] for est in steps}
+    libraries = {type(est).__module__.split(".")[0] for est in walk(model)}
     if not libraries & {"xgboost", "lightgbm"}:
         return False
     if not probe.has_module("onnxmltools"):
@@ -57,13 +57,28 @@ def _register_booster_converters(model) -> bool:
     return True
 
 
+def _positional_boosters(model):
+    """A copy of the model whose XGBoost boosters name their features f0, f1, ...: the
+    only names onnxmltools' converter reads (the ONNX model takes columns by position
+    anyway). The loaded model itself is left as it is: verification runs it."""
+    import copy
+
+    if not any(type(est).__module__.startswith("xgboost") for est in walk(model)):
+        return model
+    model = copy.deepcopy(model)
+    for est in walk(model):
+        if type(est).__module__.startswith("xgboost") and hasattr(est, "get_booster"):
+            booster = est.get_booster()
+            booster.feature_names, booster.feature_types = None, None
+    return model
+
+
 def _no_zipmap(model) -> dict:
     """Plain probability tensors, not a list of dicts, from every classifier in the model."""
     from sklearn.base import is_classifier
 
     options = {}
-    candidates = [model] + [step for _, step in getattr(model, "steps", [])]
-    for est in candidates:
+    for est in walk(model):
         if is_classifier(est) and not hasattr(est, "steps"):
             options[id(est)] = {"zipmap": False}
     return options
@@ -91,6 +106,9 @@ def sklearn_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
     double = bool(ctx.options.get("double"))
     tensor = DoubleTensorType if double else FloatTensorType
     boosters = _register_booster_converters(model)
+    if boosters:
+        model = _positional_boosters(model)
+    register_for(model)  # sklearn2pmml decorators, sklearn-pandas' DataFrameMapper
     try:
         onx = convert_sklearn(
             model,
