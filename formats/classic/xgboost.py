@@ -247,3 +247,28 @@ def categories(doc: dict) -> dict[int, list[float]]:
             f = int(tree["split_indices"][int(node)])
             found.setdefault(f, set()).update(float(c) for c in cats[int(start):int(start) + int(size)])
     return {f: sorted(float(v) for v in values) for f, values in found.items() if values}
+
+
+def _all_trees(doc: dict) -> list[dict]:
+    learner = doc.get("learner", {})
+    if "gradient_booster" not in learner:
+        return []
+    model, _, _ = _booster_model(doc)
+    return model.get("trees", [])
+
+
+def numeric_thresholds(doc: dict) -> dict[int, list[float]]:
+    """Each feature's numeric split thresholds (categorical splits have none)."""
+    out: dict[int, list[float]] = {}
+    for tree in _all_trees(doc):
+        types = tree.get("split_type") or [0] * len(tree["left_children"])
+        for i, left in enumerate(tree["left_children"]):
+            if left != -1 and int(types[i]) == 0:
+                out.setdefault(int(tree["split_indices"][i]), []).append(_f32(tree["split_conditions"][i]))
+    return out
+
+
+def split_features(doc: dict) -> set[int]:
+    """Features some split tests (each has a default direction for missing values)."""
+    return {int(tree["split_indices"][i]) for tree in _all_trees(doc)
+            for i, left in enumerate(tree["left_children"]) if left != -1}
