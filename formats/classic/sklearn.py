@@ -212,3 +212,21 @@ def _hist_tree(predictor, target: int, column: list[int], codes: dict[int, list[
             left, right = int(node["left"]), int(node["right"])
             out.link(i, *((right, left) if i in swapped else (left, right)))
     return out
+
+
+def thresholds(model) -> dict[int, list[float]]:
+    """A HistGradientBoosting model's numeric split thresholds per input column."""
+    column, _ = _hist_columns(model, int(model.n_features_in_))
+    out: dict[int, list[float]] = {}
+    for iteration in model._predictors:
+        for predictor in iteration:
+            for node in predictor.nodes:
+                if not node["is_leaf"] and not node["is_categorical"]:
+                    out.setdefault(column[int(node["feature_idx"])], []).append(float(node["num_threshold"]))
+    return out
+
+
+def categories(model) -> dict[int, list[float]]:
+    """The values each categorical column of a HistGradientBoosting model was trained on."""
+    column, codes = _hist_columns(model, int(model.n_features_in_))
+    return {column[f]: values for f, values in codes.items()}
