@@ -169,10 +169,9 @@ def trees_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
     model = graph_to_onnx(graph, double=double, opset=ctx.options.get("opset"))
     dst.write_bytes(model.SerializeToString())
     op = graph.estimator()
-    details = {"writer": "mlconvert tree writer", "ai.onnx.ml": onnx_trees.ML_OPSET,
-               "precision": "float64 inputs, thresholds and sums" if double else
-               "float32 inputs; thresholds chosen to decide exactly as the source",
-               "trees": len(op.trees)}
+    fidelity = ("float64 (--double): float64 inputs, thresholds, leaf values and sums" if double else
+                "float32 inputs, thresholds chosen to decide exactly as the source; float32 sums")
+    details = {"fidelity": f"{fidelity}; ai.onnx.ml opset {onnx_trees.ML_OPSET}", "trees": len(op.trees)}
     if graph.metadata.get("trees_in_file", len(op.trees)) != len(op.trees):
         details["best_iteration"] = f"{len(op.trees)} of {graph.metadata['trees_in_file']} trees (early stopping)"
     return details
