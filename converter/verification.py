@@ -242,9 +242,13 @@ def structure(source: Predictor, target: Predictor, expected: dict, actual: dict
     """How the converted model's outputs fail to correspond to the source's (kinds,
     outputs, class count and labels, widths), checked before any number is compared."""
     out = []
-    if source.kind in ("classifier", "regressor") and target.kind in ("classifier", "regressor") \
-            and source.kind != target.kind:
-        out.append(f"the source is a {source.kind}, the converted model a {target.kind}")
+    # What each side is, by what it outputs (a binary:logitraw booster is a "classifier"
+    # whose predictions are raw scores).
+    kinds = ["classifier" if "label" in o else "regressor" if "value" in o else None for o in (expected, actual)]
+    if None not in kinds and kinds[0] != kinds[1]:
+        out.append(f"the source is a {kinds[0]} (it gives {', '.join(sorted(expected))}), the converted model "
+                   f"a {kinds[1]} (it gives {', '.join(sorted(actual))})")
+        return out
     for name in ("label", "probabilities", "value"):
         if name in expected and name not in actual:
             out.append(f"the converted model gives no {name!r} output (it gives {', '.join(sorted(actual)) or 'none'})")
@@ -300,8 +304,18 @@ def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol
     return checks
 
 
+def _label_keys(a):
+    """Labels as comparable keys: numbers as numbers (1.0 is class 1), others as text."""
+    try:
+        return np.asarray(a, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return a.astype(str).ravel()
+
+
 def _compare_labels(a, b, proba, atol, rtol) -> OutputCheck:
-    a_s, b_s = a.astype(str).ravel(), b.astype(str).ravel()
+    a_s, b_s = _label_keys(a), _label_keys(b)
+    if a_s.dtype != b_s.dtype:
+        a_s, b_s = a.astype(str).ravel(), b.astype(str).ravel()
     if a_s.shape != b_s.shape:
         return OutputCheck("label", agreement=0.0, ok=False)
     same = a_s == b_s

@@ -138,22 +138,33 @@ def graph_to_onnx(graph, *, double: bool = False, opset: int | None = None):
 
 
 def _zero_to_missing(op, width: int, double: bool) -> list:
+    """x becomes NaN where the column is listed and |x| <= op.within (the largest value of
+    the input type that is <= within, so the float32 test decides as the float64 one)."""
     import numpy as np
     from onnx import helper, numpy_helper
+
+    from mlconvert.formats.classic.onnx_trees import _split_value
 
     dtype = np.float64 if double else np.float32
     name = op.outputs[0]
     mask = np.zeros((1, width), dtype=bool)
     mask[0, op.columns] = True
+    within = _split_value("le", float(op.within), double)
 
     def const(tag, value):
         return helper.make_node("Constant", [], [f"{name}_{tag}"], name=f"{name}_{tag}",
                                 value=numpy_helper.from_array(value, f"{name}_{tag}"))
 
+    def node(op_type, inputs, tag):
+        return helper.make_node(op_type, inputs, [f"{name}_{tag}"], name=f"{name}_{tag}")
+
     return [
-        const("mask", mask), const("zero", np.zeros(1, dtype=dtype)), const("nan", np.full(1, np.nan, dtype=dtype)),
-        helper.make_node("Equal", [op.inputs[0], f"{name}_zero"], [f"{name}_is0"], name=f"{name}_is0"),
-        helper.make_node("And", [f"{name}_is0", f"{name}_mask"], [f"{name}_hole"], name=f"{name}_hole"),
+        const("mask", mask), const("within", np.full(1, within, dtype=dtype)),
+        const("nan", np.full(1, np.nan, dtype=dtype)),
+        node("Abs", [op.inputs[0]], "abs"),
+        node("Greater", [f"{name}_abs", f"{name}_within"], "far"),
+        node("Not", [f"{name}_far"], "near"),
+        node("And", [f"{name}_near", f"{name}_mask"], "hole"),
         helper.make_node("Where", [f"{name}_hole", f"{name}_nan", op.inputs[0]], [name], name=name),
     ]
 

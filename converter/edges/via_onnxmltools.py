@@ -32,7 +32,7 @@ def _convert(model, ctx: StepContext, library: str):
 # it refuses here (Unsupported), so the planner takes mlconvert's own tree writer
 # (translate_trees) instead, and verification still checks whatever it does convert.
 _XGBOOST_OBJECTIVES = {"reg:squarederror", "reg:linear", "reg:pseudohubererror", "reg:absoluteerror",
-                       "binary:logistic", "binary:logitraw", "multi:softprob", "multi:softmax",
+                       "binary:logistic", "multi:softprob", "multi:softmax",
                        "count:poisson", "reg:gamma", "reg:tweedie"}
 _LIGHTGBM_OBJECTIVES = {"binary", "multiclass", "regression", "regression_l1", "huber", "fair", "quantile",
                         "mape", "poisson", "gamma", "tweedie", "lambdarank", "rank_xendcg", "custom"}

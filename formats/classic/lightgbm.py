@@ -28,6 +28,8 @@ _EXP = {"poisson", "gamma", "tweedie"}
 _SIGMOID = {"binary", "cross_entropy", "xentropy", "multiclassova", "multiclass_ova", "ova", "ovr"}
 _SOFTMAX = {"multiclass", "softmax"}
 OBJECTIVES = _IDENTITY | _EXP | _SIGMOID | _SOFTMAX
+# LightGBM's kZeroThreshold (1e-35f): a value this close to 0 is zero for zero-as-missing.
+ZERO_THRESHOLD = 1.0000000180025095e-35
 _CLASSIFIERS = {"binary", "cross_entropy", "xentropy", "multiclass", "softmax", "multiclassova", "multiclass_ova",
                 "ova", "ovr"}
 
@@ -122,7 +124,7 @@ def read(header: dict[str, str], trees_text: list[dict[str, str]], trailer: dict
     ops: list = []
     source = "X"
     if zero_missing:  # a 0 is "missing" for these features: it takes the default direction
-        ops.append(ir.ZeroToMissing(["X"], ["X_missing"], sorted(zero_missing)))
+        ops.append(ir.ZeroToMissing(["X"], ["X_missing"], sorted(zero_missing), within=ZERO_THRESHOLD))
         source = "X_missing"
     names = header.get("feature_names", "").split() or None
     metadata = {"producer": "lightgbm", "objective": header.get("objective", "custom"), "feature_names": names,
@@ -216,9 +218,4 @@ def categories(header: dict[str, str]) -> dict[int, list[float]]:
         if values:
             out[f] = values
     return out
-
-
-def zero_threshold_note() -> str:
-    return ("LightGBM treats |x| <= 1e-35 as zero for zero-as-missing features; the converted model treats "
-            "only exact zeros so")
 
