@@ -7,6 +7,7 @@ translated to the JSON document by our own reader (xgboost_legacy.py).
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -188,6 +189,11 @@ def load(path: Path, *, trust: bool = False, **options):
             data = json.dumps(doc).encode()
         booster.load_model(bytearray(data))
     except xgboost.core.XGBoostError as exc:
+        unknown = re.search(r"Unknown objective function: `([^`]+)`", str(exc))
+        if unknown:  # a model kind XGBoost here does not know: refused by name, like any edge would
+            from mlconvert.errors import Unsupported
+
+            raise Unsupported([f"objective {unknown[1]}"], where=f"XGBoost {xgboost.__version__}") from exc
         raise InputError(f"XGBoost cannot load {path}: {str(exc).splitlines()[0]}") from exc
     return booster
 
