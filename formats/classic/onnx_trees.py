@@ -422,7 +422,7 @@ def _np_integral(c) -> bool:
         import numpy as np
     except ImportError:
         return False
-    return isinstance(c, np.integer) or (isinstance(c, np.floating) and float(c).is_integer())
+    return isinstance(c, (np.integer, np.bool_)) or (isinstance(c, np.floating) and float(c).is_integer())
 
 
 def _is_number(c) -> bool:
