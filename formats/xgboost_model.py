@@ -249,7 +249,9 @@ class XGBoosterPredictor(Predictor):
         self.feature_names = booster.feature_names
         self.feature_types = booster.feature_types
         best = (learner.get("attributes") or {}).get("best_iteration")
-        self.iteration_range = (0, int(best) + 1) if best is not None and str(best).isdigit() else (0, 0)
+        rounds = booster.num_boosted_rounds()
+        self.iteration_range = (0, int(best) + 1) if best is not None and str(best).isdigit() \
+            and int(best) + 1 < rounds else (0, 0)
         if self.iteration_range[1]:
             self.notes = (f"trained with early stopping: predictions use the first {self.iteration_range[1]} "
                           "iterations (best_iteration), as XGBoost's scikit-learn interface does",)
