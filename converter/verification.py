@@ -350,7 +350,7 @@ def run(source: Predictor, target: Predictor, X, inputs: str, atol: float, rtol:
     # Classic models (one float matrix in; labels, probabilities or values out) must
     # correspond output for output: a converted model that does not is wrong, never
     # "unverified".
-    classic = source.kind in ("classifier", "regressor") and source.input_specs() is None
+    classic = source.kind != "neural-network" and source.input_specs() is None
     differs = structure(source, target, expected, actual) if classic else []
     if differs:
         result = Verification("mismatch", reason="outputs do not correspond: " + "; ".join(differs), rows=rows,

@@ -180,8 +180,12 @@ def trees_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
     model = graph_to_onnx(graph, double=double, opset=ctx.options.get("opset"))
     dst.write_bytes(model.SerializeToString())
     op = graph.estimator()
-    fidelity = ("float64 (--double): float64 inputs, thresholds, leaf values and sums" if double else
-                "float32 inputs, thresholds chosen to decide exactly as the source; float32 sums")
+    if double and onnx_trees.ML_OPSET >= 5:
+        fidelity = "float64 (--double): float64 inputs, thresholds, leaf values and sums"
+    elif double:  # the opset-3 tree operator outputs float32 whatever its input
+        fidelity = "float64 (--double) inputs and thresholds; this onnxruntime sums trees in float32"
+    else:
+        fidelity = "float32 inputs, thresholds chosen to decide exactly as the source; float32 sums"
     details = {"fidelity": f"{fidelity}; ai.onnx.ml opset {onnx_trees.ML_OPSET}", "trees": len(op.trees)}
     if graph.metadata.get("trees_in_file", len(op.trees)) != len(op.trees):
         details["best_iteration"] = f"{len(op.trees)} of {graph.metadata['trees_in_file']} trees (early stopping)"
