@@ -110,12 +110,6 @@ def _plain_booster(model, double: bool = False):
 
 
 def xgboost_to_onnx(source: Source, dst: Path, ctx: StepContext) -> None:
-    if source.format.id == "xgboost":  # refuse from the file itself, before loading it
-        from mlconvert.formats.xgboost_model import read_document
-
-        limits = xgboost_limits(read_document(source.path), bool(ctx.options.get("double")))
-        if limits:
-            raise Unsupported(limits, where="onnxmltools' XGBoost converter", hint=_OURS.format("xgboost"))
     model = _plain_booster(source.model, bool(ctx.options.get("double")))
     dst.write_bytes(_convert(model, ctx, "xgboost").SerializeToString())
 
