@@ -354,8 +354,8 @@ CASES = [
     Case("xgboost/xgb150_R_MultinomialClassificationIris.model", 0, check=check_xgb_r_iris),
     Case("xgboost/xgb3_py_MultinomialClassificationIris.ubj", 0, check=check_xgb3_iris),
     # Categorical splits, DART weights and early stopping: mlconvert's own tree writer
-    # (onnxmltools refuses them). Measured: 1.9e-6 float32, 1.9e-6 float64 (XGBoost itself
-    # computes in float32).
+    # (onnxmltools refuses them). Measured: 1.5e-5 float32, 1.3e-5 float64 on values of
+    # 10-45 (the expected CSV holds 8 significant digits; XGBoost itself computes in float32).
     Case("xgboost/xgb3_py_LinearRegressionAuto.json", 0, check=check_xgb3_auto("xgboost/xgb3_py_LinearRegressionAuto.json")),
     Case("xgboost/xgb3_py_LinearRegressionAuto.ubj", 0, check=check_xgb3_auto("xgboost/xgb3_py_LinearRegressionAuto.ubj")),
     Case("xgboost/xgb3_py_LinearRegressionAuto.ubj", 0, ("--double",),
