@@ -20,7 +20,7 @@ from mlconvert.errors import ConversionError, MlconvertError, NoPathError, Unver
     UsageError, VerificationError
 from mlconvert.formats import Source
 from mlconvert.planner import Plan, find_plan
-from mlconvert.report import ConversionReport, InspectReport
+from mlconvert.report import ConversionReport, InspectReport, StepRecord
 
 
 # --- identifying inputs and outputs ---
@@ -117,8 +117,59 @@ def _mismatch_hint(report: ConversionReport, source: Source, chosen: Plan, optio
     for edge in chosen.steps:
         if edge.mismatch_hint and not options.get(edge.mismatch_hint[0]):
             hints.append(edge.mismatch_hint[1])
-    hints.append("--atol/--rtol loosen the tolerance if the difference is acceptable")
+    verification = report.verification or {}
+    rejected = [s.error for s in report.failed_steps if s.error.startswith("verification:")]
+    if len(rejected) > 1:
+        hints.append(f"{len(rejected)} converters were tried and each disagreed")
+    if str(verification.get("reason", "")).startswith("outputs do not correspond"):
+        hints.append("the converted model computes something else than the source (see the reason); "
+                     "a tolerance cannot fix that")
+    elif _rounding_sized(verification):
+        hints.append("--atol/--rtol loosen the tolerance if the difference is acceptable")
+    else:
+        hints.append("the difference is far larger than float32 rounding: the converter mis-translated the model "
+                     "(please report it with the input); a looser tolerance would hide a wrong model")
     return "; ".join(hints)
+
+
+def _rounding_sized(verification: dict) -> bool:
+    """Whether every numeric difference is of the size float32 rounding makes (relative 1e-3)."""
+    outs = [o for o in verification.get("outputs", []) if not o.get("ok", True)]
+    numeric = [o for o in outs if o.get("max_rel") is not None]
+    return bool(numeric) and len(numeric) == len(outs) and all((o.get("max_rel") or 0.0) <= 1e-3 for o in numeric)
+
+
+def _replan_after_mismatch(runner, source: Source, chosen: Plan, out: Source, result, target: str,
+                           via: str | None, verify_args: dict):
+    """Verification decides between converters: when the output of a plan disagrees with
+    the source, the edge that wrote it is planned around and the next path is tried and
+    verified in turn. The first verified result wins; when no other path exists (or
+    every other fails), the first mismatch stands, with its output."""
+    from mlconvert import verification
+
+    report = runner.report
+    first = (chosen, out, result, list(report.steps))
+    aside = out.path.with_name(f"mismatch-{chosen.steps[-1].name}{out.path.suffix}")
+    out.path.replace(aside)
+    rejected: dict[str, str] = {}
+    while result.status == "mismatch":
+        edge = chosen.steps[-1]
+        rejected[edge.name] = f"verification: {result.reason}"
+        report.failed_steps.append(StepRecord(edge.name, edge.source, edge.target, edge.library,
+                                              probe.dist_version(edge.library), edge.fidelity, status="failed",
+                                              error=rejected[edge.name]))
+        try:
+            find_plan(source.format.id, source.flavor, target, via=via, failed=rejected)
+            chosen, out = runner.run(target, via=via, rejected=rejected)
+        except MlconvertError:
+            break
+        result = verification.verify(source, out, edges=chosen.steps, **verify_args)
+        if result.status != "mismatch":
+            return chosen, out, result
+        out.path.unlink(missing_ok=True)
+    chosen, out, result, report.steps = first
+    aside.replace(out.path)
+    return chosen, out, result
 
 
 def _check_output_path(src: Path, dst: Path, dst_fmt: formats.Format) -> None:
@@ -208,14 +259,19 @@ def convert(
     if refuse_unused:
         refuse_unused_options(find_plan(source.format.id, source.flavor, dst_fmt.id, via=via_id), options)
     with outputs.scratch_dir(dst) as workdir:
+        runner = Runner(source, dst, workdir, options, report)
         with _flavor_explained(source):
-            chosen, out = Runner(source, dst, workdir, options, report).run(dst_fmt.id, via=via_id)
+            chosen, out = runner.run(dst_fmt.id, via=via_id)
         result = None
         if verify:
             from mlconvert import verification
 
             result = verification.verify(source, out, edges=chosen.steps, sample=sample, atol=atol, rtol=rtol,
                                          options=options, expected=expected)
+            if result.status == "mismatch":
+                chosen, out, result = _replan_after_mismatch(runner, source, chosen, out, result, dst_fmt.id, via_id,
+                                                             dict(sample=sample, atol=atol, rtol=rtol,
+                                                                  options=options, expected=expected))
             report.verification = result.to_dict()
         else:
             report.verification = {"status": "unverified", "reason": "--no-verify"}

@@ -58,6 +58,11 @@ class Predictor:
         """The values a categorical input feature takes, where the model records them."""
         return {}
 
+    def missing_features(self) -> set[int]:
+        """Features for which the model has a direction for a missing value (NaN), so
+        verification inputs may hold one there."""
+        return set()
+
 
 def column(values):
     """A (rows, 1) array as (rows,)."""

@@ -45,9 +45,11 @@ class Runner:
         self.options, self.report = options, report
         self.done: dict[tuple[str, ...], Source] = {}
 
-    def run(self, target_format: str, via: str | None = None) -> tuple[Plan, Source]:
-        """The plan that worked and its output, or ConversionError naming every failed step."""
-        failed: dict[str, str] = {}
+    def run(self, target_format: str, via: str | None = None,
+            rejected: dict[str, str] | None = None) -> tuple[Plan, Source]:
+        """The plan that worked and its output, or ConversionError naming every failed step.
+        `rejected` edges (e.g. whose output failed verification) are planned around."""
+        failed: dict[str, str] = dict(rejected or {})
         unsupported: set[str] = set()  # failed steps that named what they cannot express
         while True:
             try:
@@ -56,7 +58,7 @@ class Runner:
                 if not failed:
                     raise
                 # Every route refused the model for what it contains: that is "no path", not a crash.
-                error = NoPathError if unsupported == set(failed) else ConversionError
+                error = NoPathError if unsupported == set(failed) - set(rejected or {}) else ConversionError
                 raise error(failure_summary(failed),
                             hint="run with -v for details; `mlconvert plan --explain` lists the edges",
                             details={"failed": failed}) from exc
@@ -103,7 +105,7 @@ class Runner:
                 raise _StepFailed(edge, record.error, unsupported)
             record.details = dict(details or {})
             # What the step did with the options given (float64 kept, float16 compute) beats the edge's generic note.
-            record.fidelity = record.details.pop("fidelity", record.fidelity)
+            record.fidelity = str(record.details.pop("fidelity", record.fidelity))
             self.report.steps.append(record)
             # mlconvert wrote this file itself: it is trusted; it loads with the source's options.
             current = Source(out, formats.get(edge.target), trust=True, options=self.source.options)

@@ -186,7 +186,14 @@ def _declared_inputs(specs: list[dict], rows: int) -> tuple[dict[str, np.ndarray
 
 
 def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
-    """A float matrix for classic models; a dict of named arrays for models with declared inputs."""
+    """A float matrix for classic models; a dict of named arrays for models with declared inputs.
+
+    For a classic model the columns follow what the model records: a categorical feature
+    takes its real categories, plus one value it never saw and, where the model has a
+    direction for them, missing values; a feature with split thresholds takes values just
+    below, on and just above them (and around them); others values around their recorded
+    range. Missing values go only where the model routes them (XGBoost, LightGBM,
+    HistGradientBoosting, trees trained with missing values)."""
     specs = predictor.input_specs()
     if specs:
         columns = all(s.get("shape") == [None, 1] for s in specs)  # a table's columns: cheap rows
@@ -197,13 +204,18 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
                          hint="pass --sample FILE with representative rows")
     rng = np.random.default_rng(SEED)
     ranges = predictor.ranges()
-    categories = predictor.categories()
-    thresholds = {f: np.unique(np.asarray(t, dtype=np.float64)) for f, t in predictor.thresholds().items() if t and f < n}
+    categories = {f: c for f, c in predictor.categories().items() if f < n and len(c)}
+    missing = {f for f in predictor.missing_features() if f < n}
+    thresholds = {f: np.unique(np.asarray(t, dtype=np.float64)) for f, t in predictor.thresholds().items()
+                  if len(t) and f < n and f not in categories}
     X = np.empty((rows, n))
     for f in range(n):
         ts = thresholds.get(f)
         if f in categories:
-            X[:, f] = rng.choice(categories[f], rows)
+            known = np.asarray(sorted(categories[f]), dtype=np.float64)
+            X[:, f] = rng.choice(known, rows)
+            # One value the model never saw (the next code after its categories).
+            X[rng.random(rows) < 1 / 16, f] = float(np.floor(known.max())) + 1.0
         elif ts is not None and len(ts):
             lo, hi = ts.min(), ts.max()
             span = (hi - lo) or max(abs(hi), 1.0)
@@ -217,10 +229,57 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
         else:
             center, scale = ranges.get(f, (0.0, 1.0))
             X[:, f] = rng.normal(center, scale * 1.5, rows)
-    how = f"synthetic ({rows} rows, {len(thresholds)} features with split thresholds)" if thresholds \
+        if f in missing:
+            X[rng.random(rows) < 1 / 16, f] = np.nan
+    parts = [f"{len(thresholds)} features with split thresholds"] if thresholds else []
+    if categories:
+        parts.append(f"{len(categories)} categorical (their categories, one unseen)")
+    if missing:
+        parts.append(f"missing values in {len(missing)}")
+    how = f"synthetic ({rows} rows, {', '.join(parts)})" if parts \
         else f"synthetic ({rows} rows, random around recorded feature ranges)" if ranges \
         else f"synthetic ({rows} rows, standard normal)"
     return _as_float32_values(X), how
+
+
+def structure(source: Predictor, target: Predictor, expected: dict, actual: dict) -> list[str]:
+    """How the converted model's outputs fail to correspond to the source's (kinds,
+    outputs, class count and labels, widths), checked before any number is compared."""
+    out = []
+    # What each side is, by what it outputs (a binary:logitraw booster is a "classifier"
+    # whose predictions are raw scores).
+    kinds = ["classifier" if "label" in o else "regressor" if "value" in o else None for o in (expected, actual)]
+    if None not in kinds and kinds[0] != kinds[1]:
+        out.append(f"the source is a {kinds[0]} (it gives {', '.join(sorted(expected))}), the converted model "
+                   f"a {kinds[1]} (it gives {', '.join(sorted(actual))})")
+        return out
+    for name in ("label", "probabilities", "value"):
+        if name in expected and name not in actual:
+            out.append(f"the converted model gives no {name!r} output (it gives {', '.join(sorted(actual)) or 'none'})")
+    for name in ("probabilities", "value"):
+        if name in expected and name in actual:
+            a, b = np.asarray(expected[name]), np.asarray(actual[name])
+            wa, wb = (a.shape[1] if a.ndim == 2 else 1), (b.shape[1] if b.ndim == 2 else 1)
+            if wa != wb or len(a) != len(b):
+                what = "classes" if name == "probabilities" else "columns"
+                out.append(f"{name}: {wa} {what} in the source, {wb} in the converted model")
+    if "label" in expected and "label" in actual:
+        a, b = np.asarray(expected["label"]), np.asarray(actual["label"])
+        if (a.dtype.kind in "OUS") != (b.dtype.kind in "OUS") and not _same_as_text(a, b):
+            out.append(f"labels are {_label_kind(a)} in the source, {_label_kind(b)} in the converted model")
+    return out
+
+
+def _label_kind(a) -> str:
+    return "strings" if a.dtype.kind in "OUS" else "numbers"
+
+
+def _same_as_text(a, b) -> bool:
+    """String labels "1", "2" against numeric 1, 2 still name the same classes."""
+    try:
+        return set(np.asarray(a, dtype=np.float64).ravel()) == set(np.asarray(b, dtype=np.float64).ravel())
+    except (TypeError, ValueError):
+        return False
 
 
 def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float) -> list[OutputCheck]:
@@ -249,8 +308,18 @@ def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol
     return checks
 
 
+def _label_keys(a):
+    """Labels as comparable keys: numbers as numbers (1.0 is class 1), others as text."""
+    try:
+        return np.asarray(a, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return a.astype(str).ravel()
+
+
 def _compare_labels(a, b, proba, atol, rtol) -> OutputCheck:
-    a_s, b_s = a.astype(str).ravel(), b.astype(str).ravel()
+    a_s, b_s = _label_keys(a), _label_keys(b)
+    if a_s.dtype != b_s.dtype:
+        a_s, b_s = a.astype(str).ravel(), b.astype(str).ravel()
     if a_s.shape != b_s.shape:
         return OutputCheck("label", agreement=0.0, ok=False)
     same = a_s == b_s
@@ -281,14 +350,25 @@ def run(source: Predictor, target: Predictor, X, inputs: str, atol: float, rtol:
         tolerance_source: str) -> Verification:
     expected = _predict(source, X, "source")
     actual = _predict(target, X, "converted")
-    checks = compare(expected, actual, atol, rtol)
     rows = len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+    # Classic models (one float matrix in; labels, probabilities or values out) must
+    # correspond output for output: a converted model that does not is wrong, never
+    # "unverified".
+    classic = source.kind != "neural-network" and source.input_specs() is None
+    differs = structure(source, target, expected, actual) if classic else []
+    if differs:
+        result = Verification("mismatch", reason="outputs do not correspond: " + "; ".join(differs), rows=rows,
+                              inputs=inputs, atol=atol, rtol=rtol, tolerance_source=tolerance_source)
+        result.evidence = (X, actual)
+        return result
+    checks = compare(expected, actual, atol, rtol)
     result = Verification("verified", rows=rows, inputs=inputs, atol=atol, rtol=rtol,
                           tolerance_source=tolerance_source, outputs=checks)
     result.evidence = (X, actual)
     if not checks:
-        result.status, result.reason = "unverified", (
-            f"no comparable outputs (source gives {sorted(expected)}, target gives {sorted(actual)})")
+        reason = f"no comparable outputs (source gives {sorted(expected)}, target gives {sorted(actual)})"
+        result.status, result.reason = ("mismatch", "outputs do not correspond: " + reason) if classic \
+            else ("unverified", reason)
     elif not all(c.ok for c in checks):
         bad = ", ".join(c.name for c in checks if not c.ok)
         result.status, result.reason = "mismatch", f"outputs differ beyond tolerance: {bad}"

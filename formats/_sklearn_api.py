@@ -11,6 +11,12 @@ from mlconvert.predict import Predictor, column
 def _sklearn_tree_thresholds(model, out: dict[int, list[float]]) -> None:
     import numpy as np
 
+    if type(model).__name__.startswith("HistGradientBoosting"):
+        from mlconvert.formats.classic import sklearn as trees
+
+        for f, values in trees.thresholds(model).items():
+            out[f].extend(values)
+        return
     tree = getattr(model, "tree_", None)
     if tree is not None:
         for f, t in zip(tree.feature, tree.threshold):
@@ -259,9 +265,33 @@ class EstimatorPredictor(Predictor):
                     out[col] = ((lo_i + hi_i) / 2, (hi_i - lo_i) / 2 or 1.0)
         return out
 
+    def missing_features(self) -> set[int]:
+        """XGBoost, LightGBM and HistGradientBoosting route missing values at every split."""
+        model = self.model
+        if hasattr(model, "get_booster"):
+            from mlconvert.formats.xgboost_model import XGBoosterPredictor
+
+            return XGBoosterPredictor(model.get_booster()).missing_features()
+        if hasattr(model, "booster_") or type(model).__name__.startswith("HistGradientBoosting"):
+            return set(range(self.n_features or 0))
+        return set()
+
     def categories(self):
         import numpy as np
 
+        model = self.model
+        if hasattr(model, "get_booster"):
+            from mlconvert.formats.xgboost_model import XGBoosterPredictor
+
+            return XGBoosterPredictor(model.get_booster()).categories()
+        if hasattr(model, "booster_"):
+            from mlconvert.formats.lightgbm_text import LightGBMPredictor
+
+            return LightGBMPredictor(model.booster_).categories()
+        if type(model).__name__.startswith("HistGradientBoosting"):
+            from mlconvert.formats.classic import sklearn as trees
+
+            return trees.categories(model)
         # An encoder that reads the raw input knows the only values that make sense there;
         # a domain that refuses values outside its interval, the interval.
         out = {}

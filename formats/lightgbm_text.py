@@ -150,6 +150,10 @@ class LightGBMPredictor(Predictor):
     def predict(self, X):
         return booster_outputs(self.booster.predict(X), self.kind)
 
+    def missing_features(self):
+        # LightGBM routes a missing value at every split (NaN, or as zero).
+        return set(range(self.n_features or 0))
+
     def thresholds(self):
         out: dict[int, list[float]] = defaultdict(list)
 

@@ -7,8 +7,8 @@ translated to the JSON document by our own reader (xgboost_legacy.py).
 from __future__ import annotations
 
 import json
+import re
 import struct
-from collections import defaultdict
 from pathlib import Path
 
 from mlconvert import probe
@@ -189,6 +189,11 @@ def load(path: Path, *, trust: bool = False, **options):
             data = json.dumps(doc).encode()
         booster.load_model(bytearray(data))
     except xgboost.core.XGBoostError as exc:
+        unknown = re.search(r"Unknown objective function: `([^`]+)`", str(exc))
+        if unknown:  # a model kind XGBoost here does not know: refused by name, like any edge would
+            from mlconvert.errors import Unsupported
+
+            raise Unsupported([f"objective {unknown[1]}"], where=f"XGBoost {xgboost.__version__}") from exc
         raise InputError(f"XGBoost cannot load {path}: {str(exc).splitlines()[0]}") from exc
     return booster
 
@@ -229,19 +234,35 @@ def stamp(path: Path, entries: dict[str, str]) -> None:
 
 
 class XGBoosterPredictor(Predictor):
+    """XGBoost's own predictions, as its scikit-learn interface makes them: up to
+    best_iteration when the model was trained with early stopping, categorical features
+    read as category codes."""
+
     def __init__(self, booster):
         self.booster = booster
-        config = json.loads(booster.save_config())["learner"]
-        self.objective = config["objective"]["name"]
-        self.n_features = int(config["learner_model_param"]["num_feature"])
-        self.n_classes = int(config["learner_model_param"].get("num_class", 0))
+        self.doc = json.loads(bytes(booster.save_raw(raw_format="json")))
+        learner = self.doc["learner"]
+        self.objective = learner["objective"]["name"]
+        self.n_features = int(float(learner["learner_model_param"]["num_feature"]))
+        self.n_classes = int(float(learner["learner_model_param"].get("num_class", 0)))
         self.kind = objective_kind(self.objective)
         self.feature_names = booster.feature_names
+        self.feature_types = booster.feature_types
+        best = (learner.get("attributes") or {}).get("best_iteration")
+        rounds = booster.num_boosted_rounds()
+        self.iteration_range = (0, int(best) + 1) if best is not None and str(best).isdigit() \
+            and int(best) + 1 < rounds else (0, 0)
+        if self.iteration_range[1]:
+            self.notes = (f"trained with early stopping: predictions use the first {self.iteration_range[1]} "
+                          "iterations (best_iteration), as XGBoost's scikit-learn interface does",)
 
     def predict(self, X):
         import xgboost
 
-        raw = self.booster.predict(xgboost.DMatrix(X, feature_names=self.feature_names))
+        categorical = bool(self.feature_types) and "c" in self.feature_types
+        data = xgboost.DMatrix(X, feature_names=self.feature_names, feature_types=self.feature_types,
+                               enable_categorical=categorical)
+        raw = self.booster.predict(data, iteration_range=self.iteration_range)
         if self.objective.startswith(PROBABILITY_OBJECTIVES):
             return booster_outputs(raw, "classifier")
         if self.objective.startswith(LABEL_OBJECTIVES):
@@ -249,24 +270,20 @@ class XGBoosterPredictor(Predictor):
         return {"value": column(raw)}
 
     def thresholds(self):
-        out: dict[int, list[float]] = defaultdict(list)
-        names = self.feature_names or []
-        index = {n: i for i, n in enumerate(names)}
+        """Numeric split thresholds per feature (a categorical split's list is no threshold)."""
+        from mlconvert.formats.classic.xgboost import numeric_thresholds
 
-        def walk(node):
-            if "split" in node:
-                split = node["split"]
-                f = index.get(split, None)
-                if f is None and isinstance(split, str) and split.startswith("f") and split[1:].isdigit():
-                    f = int(split[1:])
-                if f is not None and "split_condition" in node:
-                    out[f].append(float(node["split_condition"]))
-                for child in node.get("children", []):
-                    walk(child)
+        return numeric_thresholds(self.doc)
 
-        for tree in self.booster.get_dump(dump_format="json"):
-            walk(json.loads(tree))
-        return dict(out)
+    def categories(self):
+        from mlconvert.formats.classic.xgboost import categories
+
+        return categories(self.doc)
+
+    def missing_features(self) -> set[int]:
+        from mlconvert.formats.classic.xgboost import split_features
+
+        return split_features(self.doc)
 
 
 def predictor(source, options: dict) -> Predictor:

@@ -99,3 +99,14 @@ def test_check_names_what_is_undefined():
         ir.Graph([ir.Value("x")], [ir.Scaler(["nope"], ["y"], [0.0], [1.0])], [ir.Output("y", "value")]).check()
     with pytest.raises(ValueError, match="not produced"):
         ir.Graph([ir.Value("x")], [], [ir.Output("y", "value")]).check()
+
+
+def test_zero_to_missing_within_a_tolerance():
+    x = np.array([[0.0, 0.0], [1e-36, 1e-36], [-1e-36, 2.0], [1e-30, np.nan]])
+    graph = ir.Graph([ir.Value("x", width=2)], [ir.ZeroToMissing(["x"], ["y"], [0], within=1e-35)],
+                     [ir.Output("y", "value")]).check()
+    y = evaluate(graph, {"x": x})["y"]
+    assert np.isnan(y[:3, 0]).all() and y[3, 0] == 1e-30  # |x| <= 1e-35 counts as zero
+    assert y[0, 1] == 0.0 and np.isnan(y[3, 1])  # other columns untouched
+    exact = ir.Graph([ir.Value("x", width=2)], [ir.ZeroToMissing(["x"], ["y"], [0])], [ir.Output("y", "value")])
+    assert not np.isnan(evaluate(exact, {"x": x})["y"][1, 0])  # by default only an exact 0

@@ -87,13 +87,18 @@ def test_sklearn_double_precision(fixtures, tmp_path, name):
     np.testing.assert_allclose(value.ravel(), model.predict(X), rtol=1e-12)
 
 
-def test_double_precision_trees_fail_clearly(fixtures, tmp_path):
-    """skl2onnx 1.20 writes double trees that onnxruntime 1.32 refuses: a failed step, not a bad file."""
+def test_double_precision_trees_use_the_tree_writer(fixtures, tmp_path):
+    """skl2onnx 1.20 writes double trees that onnxruntime 1.32 refuses: skl2onnx refuses
+    --double for tree models, and mlconvert's tree writer converts them in float64."""
     out = tmp_path / "model.onnx"
-    with pytest.raises(ConversionError) as info:
-        api.convert(fixtures / "sklearn_rf_diabetes.pkl", out, double=True)
-    assert "does not load" in info.value.message
-    assert not out.exists()
+    report = api.convert(fixtures / "sklearn_rf_diabetes.pkl", out, double=True)
+    assert [s.edge for s in report.steps] == ["trees-sklearn"]
+    assert "float64" in report.steps[0].fidelity
+    assert any(s.edge == "skl2onnx" and "--double" in s.error for s in report.failed_steps)
+    assert report.verification["status"] == "verified"
+    import onnxruntime
+
+    assert onnxruntime.InferenceSession(str(out)).get_inputs()[0].type == "tensor(double)"
 
 
 def test_column_transformer_pipeline_joblib(fixtures, tmp_path):

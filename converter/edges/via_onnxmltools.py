@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlconvert.edges import Edge, Requirement, StepContext, Tolerance, n_features_of, register_edge
-from mlconvert.errors import ConversionError
+from mlconvert.errors import ConversionError, Unsupported
 
 if TYPE_CHECKING:
     from mlconvert.formats import Source
@@ -28,7 +28,67 @@ def _convert(model, ctx: StepContext, library: str):
         ) from exc
 
 
-def _plain_booster(model):
+# What onnxmltools converts right, measured against XGBoost and LightGBM: anything else
+# it refuses here (Unsupported), so the planner takes mlconvert's own tree writer
+# (translate_trees) instead, and verification still checks whatever it does convert.
+_XGBOOST_OBJECTIVES = {"reg:squarederror", "reg:linear", "reg:pseudohubererror", "reg:absoluteerror",
+                       "binary:logistic", "multi:softprob", "multi:softmax",
+                       "count:poisson", "reg:gamma", "reg:tweedie"}
+_LIGHTGBM_OBJECTIVES = {"binary", "multiclass", "regression", "regression_l1", "huber", "fair", "quantile",
+                        "mape", "poisson", "gamma", "tweedie", "lambdarank", "rank_xendcg", "custom"}
+_OURS = "mlconvert's own tree writer converts it (edge trees-{})"
+
+
+def xgboost_limits(doc: dict, double: bool = False) -> list[str]:
+    """What in this XGBoost model onnxmltools gets wrong or cannot express."""
+    learner = doc.get("learner", {})
+    params = learner.get("learner_model_param", {})
+    objective = learner.get("objective", {}).get("name", "")
+    out = []
+    if objective not in _XGBOOST_OBJECTIVES:
+        out.append(f"objective {objective}")
+    if objective.startswith("multi:") and int(float(params.get("num_class", 0) or 0)) <= 2:
+        out.append(f"{objective} with two classes")
+    if int(float(params.get("num_target", 1) or 1)) > 1:
+        out.append("several targets")
+    names = learner.get("feature_names") or []
+    categorical = [n or f"f{i}" for i, (n, t) in
+                   enumerate(zip(names or [None] * len(learner.get("feature_types") or []),
+                                 learner.get("feature_types") or [])) if t == "c"]
+    if categorical:
+        out.append(f"categorical splits (features {', '.join(map(str, categorical))})")
+    if "best_iteration" in (learner.get("attributes") or {}):
+        out.append("early stopping (best_iteration)")
+    if double:
+        out.append("--double (float64)")
+    return out
+
+
+def lightgbm_limits(text: str, double: bool = False) -> list[str]:
+    """What in this LightGBM model onnxmltools gets wrong or cannot express."""
+    from mlconvert.formats.classic.lightgbm import parse
+
+    header, trees, _ = parse(text)
+    name, _, params = header.get("objective", "custom").partition(" ")
+    out = []
+    if name not in _LIGHTGBM_OBJECTIVES:
+        out.append(f"objective {name}")
+    if "sigmoid:" in params and "sigmoid:1 " not in params + " ":
+        out.append(f"objective {header['objective']} (sigmoid scale)")
+    if "sqrt" in params.split():
+        out.append("regression with sqrt")
+    if "average_output" in header:
+        out.append("rf boosting (averaged trees)")
+    if any(t.get("is_linear") == "1" for t in trees):
+        out.append("linear trees (linear_tree)")
+    if any((int(d) >> 2) & 3 == 1 for t in trees for d in t.get("decision_type", "").split()):
+        out.append("zero-as-missing splits")
+    if double:
+        out.append("--double (float64)")
+    return out
+
+
+def _plain_booster(model, double: bool = False):
     """The model as onnxmltools can read it: a gbtree Booster with positional features."""
     import json
 
@@ -37,14 +97,11 @@ def _plain_booster(model):
     from mlconvert.formats.xgboost_model import dart_as_gbtree
 
     booster = model.get_booster() if hasattr(model, "get_booster") else model
-    names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
-    categorical = [n for n, t in zip(names, booster.feature_types or []) if t == "c"]
-    if categorical:
-        raise ConversionError(
-            f"onnxmltools cannot convert XGBoost's categorical splits (categorical features: {', '.join(categorical)})",
-            hint="retrain with the categorical features one-hot encoded, or keep the XGBoost model file",
-        )
-    doc = dart_as_gbtree(json.loads(booster.save_raw(raw_format="json")))
+    doc = json.loads(booster.save_raw(raw_format="json"))
+    limits = xgboost_limits(doc, double)
+    if limits:
+        raise Unsupported(limits, where="onnxmltools' XGBoost converter", hint=_OURS.format("xgboost"))
+    doc = dart_as_gbtree(doc)
     plain = xgboost.Booster()
     plain.load_model(bytearray(json.dumps(doc).encode()))
     # onnxmltools only understands the names f0, f1, ...; ONNX takes a matrix anyway.
@@ -53,7 +110,7 @@ def _plain_booster(model):
 
 
 def xgboost_to_onnx(source: Source, dst: Path, ctx: StepContext) -> None:
-    model = _plain_booster(source.model)
+    model = _plain_booster(source.model, bool(ctx.options.get("double")))
     dst.write_bytes(_convert(model, ctx, "xgboost").SerializeToString())
 
 
@@ -80,6 +137,10 @@ def _convertible_lightgbm(model):
 
 
 def lightgbm_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
+    booster = getattr(source.model, "booster_", source.model)
+    limits = lightgbm_limits(booster.model_to_string(), bool(ctx.options.get("double")))
+    if limits:
+        raise Unsupported(limits, where="onnxmltools' LightGBM converter", hint=_OURS.format("lightgbm"))
     model = _convertible_lightgbm(source.model)
     onx = _convert(model, ctx, "lightgbm")
     # LightGBM compares float64 thresholds; onnxmltools rounds them to the nearest float32.

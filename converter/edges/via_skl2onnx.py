@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mlconvert import probe
 from mlconvert.edges import Edge, Requirement, StepContext, n_features_of, register_edge
 from mlconvert.edges._skl2onnx_pmml import register_for, walk
-from mlconvert.errors import ConversionError
+from mlconvert.errors import ConversionError, Unsupported
 
 if TYPE_CHECKING:
     from mlconvert.formats import Source
@@ -98,8 +98,27 @@ def _initial_types(model, tensor) -> list:
             for s in specs]
 
 
+def _tree_limits(model, double: bool) -> list[str]:
+    """What skl2onnx gets wrong for a tree model mlconvert's own tree writer reads: it
+    refuses those, so the planner takes that writer (edge trees-sklearn) instead."""
+    from mlconvert.formats.classic import sklearn as trees
+
+    if not trees.handles(model):
+        return []
+    out = []
+    if double:
+        out.append("--double (float64) for tree models")
+    categorical = getattr(model, "is_categorical_", None)
+    if categorical is not None and bool(categorical.any()):
+        out.append(f"categorical splits of {type(model).__name__}")
+    return out
+
+
 def sklearn_to_onnx(source: Source, dst: Path, ctx: StepContext) -> dict:
     model = source.model
+    limits = _tree_limits(model, bool(ctx.options.get("double")))
+    if limits:
+        raise Unsupported(limits, where="skl2onnx", hint="mlconvert's own tree writer converts it (edge trees-sklearn)")
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 

@@ -112,7 +112,7 @@ def _key(v):
 def _zero_to_missing(op, x):
     out = x.copy()
     cols = out[:, op.columns]
-    cols[cols == 0] = np.nan
+    cols[np.abs(cols) <= op.within] = np.nan
     out[:, op.columns] = cols
     return out
 

@@ -143,11 +143,13 @@ class LabelEncoder:
 
 @dataclass
 class ZeroToMissing:
-    """Columns `columns` equal to 0 become NaN (LightGBM's "zero as missing")."""
+    """Columns `columns` equal to 0 become NaN (LightGBM's "zero as missing"); with
+    `within` > 0, every value with |x| <= within counts as 0 (LightGBM: 1e-35 as float32)."""
 
     inputs: list[str]
     outputs: list[str]
     columns: list[int]
+    within: float = 0.0
 
 
 # ---- estimators ----------------------------------------------------------------------
