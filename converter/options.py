@@ -56,7 +56,7 @@ trust_option = click.option("--trust", is_flag=True,
                             help="Load models that run code from the file: pickles importing outside the allow-list, "
                                  "Keras Lambda layers.")
 sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path),
-                             help="Inputs for verification (.npy, .csv, or .npz of named arrays).")
+                             help="Inputs for verification (.npy, .csv, .npz of named arrays, or ONNX TensorProto input_0.pb).")
 atol_option = click.option("--atol", type=float, help="Absolute tolerance (default 1e-5, or what the edge declares).")
 rtol_option = click.option("--rtol", type=float, help="Relative tolerance (default 1e-5, or what the edge declares).")
 tolerance_options = stack(atol_option, rtol_option)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Edge modules in mlconvert.edges, imported when the graph is first needed. A module
 # that fails to import is a bug in mlconvert and fails loudly (exit 1).
 _EDGE_MODULES = ("via_skl2onnx", "via_onnxmltools", "xgboost_native", "lightgbm_native", "catboost_native",
-                 "via_tf2onnx", "keras_native", "via_coremltools")
+                 "via_tf2onnx", "keras_native", "via_coremltools", "onnx_tools")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,9 @@ class Edge:
     cost: float = 1.0
     fidelity: str = "lossless"
     tolerance: Tolerance | None = None
+    # Tolerances for a precision an option asks for, e.g. (("fp16", Tolerance(...)),):
+    # the first whose option is set replaces `tolerance`.
+    option_tolerances: tuple[tuple[str, Tolerance], ...] = ()
     notes: str = ""
     # What most likely explains a verification mismatch after this edge, unless the
     # named option was given (e.g. ("double", "--double keeps float64")).
@@ -94,6 +97,13 @@ class Edge:
     def unavailable_reason(self) -> str | None:
         problems = [p for p in (r.problem() for r in self.requires) if p]
         return "; ".join(problems) or None
+
+    def tolerance_for(self, options: dict | None) -> Tolerance | None:
+        """The tolerance this edge declares for a run with these options."""
+        for option, tolerance in self.option_tolerances:
+            if (options or {}).get(option):
+                return tolerance
+        return self.tolerance
 
     def accepts(self, flavor: str) -> bool:
         return flavor in self.flavors
