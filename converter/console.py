@@ -211,6 +211,9 @@ def conversion(console, report: dict) -> None:
     for i, rec in enumerate(report["steps"], 1):
         console.print(f"  step {i}   {rec['edge']} [dim]({rec['library']} {rec['version'] or '?'})[/] "
                       f"{rec['from']} → {rec['to']}  {rec['seconds']:.2f} s  [dim]{plain(rec['fidelity'])}[/]")
+        for key in ("precision", "note"):  # what the step itself reports about the written model
+            if (rec.get("details") or {}).get(key):
+                console.print(f"           {key}: {plain(rec['details'][key])}")
     if report.get("verification"):
         console.print(f"  verify   {verification_text(report['verification'])}")
     if report.get("written"):
