@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Edge modules in mlconvert.edges, imported when the graph is first needed. A module
 # that fails to import is a bug in mlconvert and fails loudly (exit 1).
 _EDGE_MODULES = ("via_skl2onnx", "via_onnxmltools", "xgboost_native", "lightgbm_native", "catboost_native",
-                 "via_tf2onnx", "keras_native", "via_coremltools", "onnx_tools", "via_tflite")
+                 "via_tf2onnx", "keras_native", "via_coremltools", "onnx_tools", "via_tflite", "via_onnx2tf")
 
 
 @dataclass(frozen=True)
