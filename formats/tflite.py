@@ -63,6 +63,7 @@ _BUILTIN_OPS = (
 
 _FLOATS = {"float32", "float16", "float64", "bfloat16"}
 _LIMIT = 1 << 24  # no TFLite model has this many tensors, operators or dims: a corrupt count
+_TEXT_LIMIT = 1 << 20  # provenance entries are short JSON texts
 
 
 class FlatBufferError(ValueError):
@@ -229,6 +230,13 @@ def _read_model(buf) -> dict:
 
         signatures.append({"key": sig.string(2), "inputs": named(sig.tables(0)), "outputs": named(sig.tables(1))})
     metadata = [m.string(0) for m in root.tables(6)]
+    provenance = {}
+    for entry in root.tables(6):  # Metadata: name 0, buffer 1; mlconvert's entries hold text
+        name, index = entry.string(0), entry.scalar(1, "I")
+        if name.startswith("mlconvert.") and index < len(buffers):
+            start, count = buffers[index]._vector(0, 1)
+            if count <= _TEXT_LIMIT:
+                provenance[name] = bytes(buffers[index].buf[start:start + count]).decode("utf-8", "replace")
     weights = [t for t in all_tensors if t["constant"]]
     serving = next((s for s in signatures if s["key"] == "serving_default"), signatures[0] if signatures else None)
     result: dict = {
@@ -249,6 +257,7 @@ def _read_model(buf) -> dict:
         "quantized_tensors": sum(1 for t in all_tensors if t["quantized"]),
         "signatures": [s["key"] for s in signatures],
         "metadata_entries": metadata,
+        "metadata_props": provenance,
     }
     if serving:
         details["graph_inputs"] = io(main.scalars(1, "i"))
@@ -339,6 +348,47 @@ class TFLiteModel:
         return [interp.get_tensor(by_name[name]["index"]).copy() for name in self.outputs]
 
 
+def _schema():
+    """The TFLite schema's generated Python classes (object API), from ai-edge-litert or TensorFlow."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from mlconvert.formats import _tensorflow
+
+        _tensorflow.import_tf()
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def stamp(path: Path, entries: dict[str, str]) -> None:
+    """Provenance as Model.metadata entries (name -> a buffer holding the text); earlier
+    mlconvert entries are replaced (their buffers emptied, so no index moves)."""
+    import flatbuffers
+    import numpy as np
+
+    schema = _schema()
+    path = Path(path)
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    kept = []
+    for meta in model.metadata or []:
+        name = meta.name.decode() if isinstance(meta.name, bytes) else (meta.name or "")
+        if name.startswith("mlconvert."):
+            model.buffers[meta.buffer].data = None
+        else:
+            kept.append(meta)
+    for key, value in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
+        model.buffers.append(buffer)
+        meta = schema.MetadataT()
+        meta.name, meta.buffer = key, len(model.buffers) - 1
+        kept.append(meta)
+    model.metadata = kept
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=IDENTIFIER)
+    path.write_bytes(bytes(builder.Output()))
+
+
 def load(path: Path, *, trust: bool = False, **options) -> TFLiteModel:
     return TFLiteModel(path)
 
@@ -373,6 +423,7 @@ register_format(
         describe=describe,
         load=load,
         predictor=predictor,
+        stamp=stamp,
         family="tf",
         notes="a FlatBuffer (TFL3); read without TensorFlow, run in the TFLite interpreter",
     )

@@ -103,7 +103,10 @@ def test_keras_to_tflite_at_each_precision(tmp_path, options, precision, atol):
     assert report.steps[-1].details["precision"].startswith(precision)
     v = report.verification
     assert v["status"] == "verified" and v["rows"] > 1 and v["atol"] == atol, v
-    assert tflite.describe(out)["details"]["precision"].startswith(precision)
+    described = tflite.describe(out)
+    assert described["details"]["precision"].startswith(precision)
+    recorded = api.inspect(out).to_dict()["provenance"]  # stamped into Model.metadata
+    assert recorded["plan"] == "keras -> savedmodel -> tflite" and '"status": "verified"' in recorded["verification"]
     # Independently: the interpreter against Keras on other inputs, within what the edge declares.
     x = np.random.default_rng(11).normal(size=(20, 16)).astype(np.float32)
     got, want = interpreter_outputs(out, x), model.predict(x, verbose=0)
