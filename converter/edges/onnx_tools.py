@@ -162,7 +162,10 @@ def rewrite(source: Source, dst: Path, ctx: StepContext) -> dict:
     except Exception as exc:
         raise ConversionError(f"the rewritten model fails the ONNX checker: {_first_line(exc)}",
                               hint="try without --opset/--fp16 to see which rewrite breaks it") from exc
-    onnx.save(model, str(dst))
+    try:
+        onnx.save(model, str(dst))
+    except (ValueError, OSError) as exc:  # e.g. over protobuf's 2 GB limit once external data is inlined
+        raise ConversionError(f"the rewritten model cannot be saved as one file: {_first_line(exc)}") from exc
     details.update({"opset": default_opset(model), "ir_version": model.ir_version, "nodes_after": len(model.graph.node),
                     "precision": "float16 weights and compute, float32 inputs/outputs" if ctx.options.get("fp16")
                     else "as the source"})
