@@ -117,7 +117,12 @@ def to_savedmodel(source: Source, dst: Path, ctx: StepContext) -> dict:
 
     from mlconvert.formats import _tensorflow
 
+    from mlconvert.edges.onnx_tools import convert_opset, default_opset
+
     model = source.model
+    opset = default_opset(model)
+    if opset is not None and opset < 7:  # onnxruntime (which onnx2tf runs inside) dropped these opsets
+        model = convert_opset(model, 13)
     model, freed = free_batch(model)
     tf = _tensorflow.import_tf()
     inputs = _graph_inputs(model)
@@ -165,7 +170,7 @@ def to_savedmodel(source: Source, dst: Path, ctx: StepContext) -> dict:
         raise ConversionError(f"TensorFlow could not save onnx2tf's model: {type(exc).__name__}: "
                               f"{_first_line(str(exc), type(exc).__name__)}") from exc
     return {"batch": "freed (the exporter had fixed it at 1)" if freed else "as in the ONNX model",
-            "inputs": [spec.name for spec in specs]}
+            "inputs": [spec.name for spec in specs], "opset_read": default_opset(model)}
 
 
 _REQUIRES = (
