@@ -10,6 +10,9 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e ".[classic,tf,coreml,pmml,dev]"
+	# The onnx2tf extra without dependencies: tf-keras would pull a second TensorFlow (pyproject.toml).
+	$(PIP) install -q -c constraints.txt --no-deps onnx2tf tf-keras onnx-graphsurgeon sng4onnx ai-edge-litert \
+		backports.strenum psutil
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -117,7 +117,10 @@ def cli():
 @stack(from_option, to_option, via_option, trust_option, sample_option, expected_option, tolerance_options,
        conversion_options)
 @click.option("--keep-on-mismatch", is_flag=True, help="Write the output even when verification fails (still exits 6).")
-@click.option("--fp16", is_flag=True, help="Core ML ML program (.mlpackage) computing in float16 (default float32).")
+@click.option("--fp16", is_flag=True, help="float16: Core ML ML program (.mlpackage) compute, ONNX and TFLite "
+                                          "weights (inputs and outputs stay float32); default float32.")
+@click.option("--quantize", type=click.Choice(["dynamic"]),
+              help="TFLite: int8 weights, float activations (dynamic-range quantization).")
 @click.option("--architecture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Keras model JSON (model.to_json()) for a weights-only .h5.")
 @click.option("--custom-objects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -125,13 +128,13 @@ def cli():
 @output_options
 @pass_session
 def convert(session: Session, src, dst, from_format, to_format, via, trust, sample, expected, atol, rtol, no_verify,
-            strict, double, opset, keep_on_mismatch, fp16, architecture, custom_objects):
+            strict, double, opset, keep_on_mismatch, fp16, quantize, architecture, custom_objects):
     """Convert SRC to DST along the cheapest working path, then verify."""
     from mlconvert import api
 
     refuse_conflicts(no_verify, strict)
-    extra = {k: v for k, v in (("fp16", fp16), ("architecture", architecture), ("custom_objects", custom_objects))
-             if v}
+    extra = {k: v for k, v in (("fp16", fp16), ("quantize", quantize), ("architecture", architecture),
+                               ("custom_objects", custom_objects)) if v}
     try:
         report = api.convert(src, dst, from_format=from_format, to_format=to_format, via=via, trust=trust,
                              verify=not no_verify, sample=sample, atol=atol, rtol=rtol, expected=expected,

@@ -257,6 +257,9 @@ def conversion(console, report: dict) -> None:
         library = plain(f"{rec['library']} {rec['version'] or '?'}")
         console.print(f"  step {i}   {plain(rec['edge'])} [dim]({library})[/] {plain(rec['from'])} → {plain(rec['to'])}  "
                       f"{rec['seconds']:.2f} s  [dim]{plain(rec['fidelity'])}[/]")
+        for key in ("precision", "note"):  # what the step itself reports about the written model
+            if (rec.get("details") or {}).get(key):
+                console.print(f"           {key}: {plain(rec['details'][key])}")
     if report.get("verification"):
         console.print(f"  verify   {verification_text(report['verification'])}")
     if report.get("written"):

@@ -84,7 +84,7 @@ via_option = click.option("--via", type=FormatChoice(), help="Force an intermedi
 trust_option = click.option("--trust", is_flag=True,
                             help="Load models that run code from the file: pickles importing outside the allow-list, "
                                  "Keras Lambda layers.")
-SAMPLE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt")
+SAMPLE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt", ".pb")
 
 
 def _check_sample(ctx, param, value):
@@ -96,7 +96,8 @@ def _check_sample(ctx, param, value):
     if not path.is_file():
         raise click.BadParameter(f"{path} does not exist", ctx, param)
     if path.suffix.lower() not in SAMPLE_SUFFIXES:
-        raise click.BadParameter(f"{path.name} must be .npy, .npz (named arrays), .csv or .tsv", ctx, param)
+        raise click.BadParameter(f"{path.name} must be .npy, .npz (named arrays), .csv, .tsv or an ONNX TensorProto "
+                                 ".pb", ctx, param)
     try:
         if path.suffix.lower() in (".npy", ".npz"):
             import numpy as np
@@ -104,6 +105,9 @@ def _check_sample(ctx, param, value):
             loaded = np.load(path, allow_pickle=False)
             if hasattr(loaded, "close"):
                 loaded.close()
+        elif path.suffix.lower() == ".pb":  # binary TensorProto: parsed when the sample is read
+            if path.stat().st_size == 0:
+                raise click.BadParameter(f"{path.name} is empty", ctx, param)
         else:
             with open(path, encoding="utf-8") as fh:
                 if not any(line.strip() for line in fh):
@@ -130,7 +134,8 @@ def _check_opset(ctx, param, value):
 
 
 sample_option = click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), callback=_check_sample,
-                             help="Inputs for verification (.npy, .csv, .tsv, or .npz of named arrays).")
+                             help="Inputs for verification (.npy, .csv, .tsv, .npz of named arrays, or ONNX "
+                                  "TensorProto input_0.pb).")
 expected_option = click.option(
     "--expected", type=click.Path(exists=True, path_type=Path),
     help="Predictions recorded where the model was made, for the --sample rows (.csv with label / value / "

@@ -86,3 +86,36 @@ def booster_outputs(raw, kind: str) -> dict:
         proba = binary_to_two_columns(raw)
         return {"label": proba.argmax(axis=1), "probabilities": proba}
     return {"value": column(raw)}
+
+
+def fixed_batch(shapes: list) -> int | None:
+    """The batch size every input fixes (first dimension), or None when any is free."""
+    sizes = {shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None for shape in shapes}
+    return sizes.pop() if len(sizes) == 1 and None not in sizes else None
+
+
+def run_in_batches(run, feed: dict, batch: int | None) -> list:
+    """`run(feed)` over rows in slices of the model's fixed batch size (the last one padded
+    by repeating its final row), outputs joined again; one call when the batch is free."""
+    import numpy as np
+
+    rows = {len(v) for v in feed.values() if np.ndim(v)}
+    if not batch or len(rows) != 1 or rows == {batch}:
+        return run(feed)
+    n = rows.pop()
+    parts: list[list] = []
+    for start in range(0, n, batch):
+        chunk = {}
+        for name, value in feed.items():
+            piece = value[start:start + batch]
+            if len(piece) < batch:
+                piece = np.concatenate([piece, np.repeat(piece[-1:], batch - len(piece), axis=0)])
+            chunk[name] = piece
+        parts.append(run(chunk))
+    joined = []
+    for i in range(len(parts[0])):
+        if isinstance(parts[0][i], list):  # ZipMap: a list of rows
+            joined.append([row for part in parts for row in part[i]][:n])
+        else:
+            joined.append(np.concatenate([np.asarray(part[i]) for part in parts])[:n])
+    return joined

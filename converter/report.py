@@ -23,7 +23,7 @@ class StepRecord:
     def to_dict(self) -> dict:
         return {"edge": self.edge, "from": self.source, "to": self.target, "library": self.library,
                 "version": self.version, "fidelity": self.fidelity, "seconds": self.seconds, "status": self.status,
-                "error": self.error}
+                "error": self.error, "details": self.details}
 
 
 @dataclass

@@ -89,12 +89,22 @@ def load_sample(path: Path, n_features: int | None, feature_names: list[str] | N
     if path.suffix == ".npz":  # named arrays, one per model input
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
-    if path.suffix == ".npy":
+    if path.suffix == ".pb":  # ONNX TensorProto files: input_0.pb, input_1.pb... beside each other
+        tensors = _read_tensor_protos(path)
+        if specs and (len(specs) > 1 or np.ndim(tensors[0][1]) != 2):
+            if len(tensors) != len(specs):
+                raise UsageError(f"{len(tensors)} tensor file(s) beside {path.name}, the model takes {len(specs)} "
+                                 "input(s)", hint="give input_0.pb ... input_N.pb, one per model input")
+            names = {s["name"] for s in specs}
+            by_name = all(name in names for name, _ in tensors)
+            return {(name if by_name else spec["name"]): value for (name, value), spec in zip(tensors, specs)}
+        X = tensors[0][1]
+    elif path.suffix == ".npy":
         X = np.load(path, allow_pickle=False)
     elif path.suffix in (".csv", ".tsv", ".txt"):
         X = _read_csv(path, n_features, feature_names)
     else:
-        raise UsageError(f"sample file {path} must be .npy, .npz or .csv")
+        raise UsageError(f"sample file {path} must be .npy, .npz, .csv or ONNX TensorProto .pb")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X.reshape(1, -1) if n_features and X.shape[0] == n_features else X.reshape(-1, 1)
@@ -104,6 +114,33 @@ def load_sample(path: Path, n_features: int | None, feature_names: list[str] | N
             hint="give a sample with one column per model input feature",
         )
     return X
+
+
+def _read_tensor_protos(path: Path) -> list[tuple[str, np.ndarray]]:
+    """(name, array) of an ONNX TensorProto file, and of its numbered siblings when it is
+    one of input_0.pb, input_1.pb... (the layout of ONNX's test data and model zoo)."""
+    import re
+
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise UsageError("reading .pb samples needs the onnx package", hint="pip install 'mlconvert[classic]'") from exc
+    match = re.fullmatch(r"(.*input_)(\d+)\.pb", path.name)
+    files = [path]
+    if match:
+        files = []
+        while (path.parent / f"{match.group(1)}{len(files)}.pb").is_file():
+            files.append(path.parent / f"{match.group(1)}{len(files)}.pb")
+        files = files or [path]
+    out = []
+    for file in files:
+        try:
+            tensor = onnx.load_tensor(str(file))
+            out.append((tensor.name, numpy_helper.to_array(tensor)))
+        except Exception as exc:  # DecodeError, or a TensorProto numpy cannot hold
+            raise UsageError(f"sample {file} is not an ONNX TensorProto file: {exc}") from exc
+    return out
 
 
 def _read_csv(path: Path, n_features: int | None, feature_names: list[str] | None) -> np.ndarray:
@@ -379,12 +416,13 @@ def run(source: Predictor, target: Predictor, X, inputs: str, atol: float, rtol:
 
 
 def tolerance(edges, atol: float | None, rtol: float | None, options: dict | None = None) -> tuple[float, float, str]:
-    """The tolerance to verify with: the largest an edge on the path declares under these
+    """The tolerance to verify with: the largest an edge on the path declares for these
     options (or the default), unless --atol/--rtol say otherwise; and where it came from."""
-    declared = [(e.name, t) for e in edges if (t := e.tolerance_for(options or {}))]
+    declared = [(e, e.tolerance_for(options)) for e in edges]
+    declared = [(e, t) for e, t in declared if t]
     a = max([DEFAULT_ATOL] + [t.atol for _, t in declared])
     r = max([DEFAULT_RTOL] + [t.rtol for _, t in declared])
-    source = "; ".join(f"{name}: {t.reason}" for name, t in declared) or "default"
+    source = "; ".join(f"{e.name}: {t.reason}" for e, t in declared) or "default"
     if atol is not None or rtol is not None:
         source = "--atol/--rtol" + (f" (other from {source})" if atol is None or rtol is None else "")
     return (a if atol is None else atol), (r if rtol is None else rtol), source

@@ -35,9 +35,10 @@ _MODULES = (
     "keras_h5",
     "keras_v3",
     "savedmodel",
+    "tflite",
 )
 # The order sniffers are tried in: most specific signatures first; plugins come last.
-_SNIFF_ORDER = ("pickle", "xgboost", "lightgbm", "catboost", "onnx", "coreml", "pmml", "keras-h5", "keras",
+_SNIFF_ORDER = ("pickle", "xgboost", "lightgbm", "catboost", "tflite", "onnx", "coreml", "pmml", "keras-h5", "keras",
                 "savedmodel")
 
 

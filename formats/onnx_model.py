@@ -13,7 +13,7 @@ from pathlib import Path
 from mlconvert.errors import InputError, NoPathError
 from mlconvert.formats import Format, register_format
 from mlconvert.formats import _protobuf as pb
-from mlconvert.predict import Predictor, binary_to_two_columns, column, named_inputs
+from mlconvert.predict import Predictor, binary_to_two_columns, column, fixed_batch, named_inputs, run_in_batches
 
 # TensorProto.DataType -> numpy-style dtype names (onnx.proto, TensorProto.DataType).
 ELEM_TYPES = {
@@ -158,6 +158,47 @@ def _value_info(vi_bytes) -> dict:
     return {"name": name, "dtype": dtype, "shape": shape}
 
 
+# Bytes per element of TensorProto data types with a fixed width (4-bit and 2-bit: packed).
+_ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
+               17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5, 24: 1, 25: 0.25, 26: 0.25}
+
+
+def _tensor_bytes(tensor: dict) -> int:
+    """How many bytes a TensorProto's values take (its dims times the element width)."""
+    count = 1
+    for dim in pb.varints(tensor.get(1)):
+        count *= pb.signed64(dim)
+    width = _ITEM_BYTES.get(pb.first(tensor, 2, 0))
+    if width is None:  # strings: what the file holds
+        return sum(len(v) for v in tensor.get(6, []))
+    return max(0, int(count * width + 0.999))
+
+
+def outside_folder(location: str, folder: Path) -> bool:
+    """Whether an external-data location leaves the model's folder (absolute, `..`, or a
+    link that resolves elsewhere): onnx would read any file the user can."""
+    if not location or Path(location).is_absolute() or "\\" in location:
+        return True
+    base = folder.resolve()
+    target = (base / location).resolve()
+    return target != base and base not in target.parents
+
+
+def check_external_data(path: Path, description: dict | None = None) -> None:
+    """Refuse a model whose weights point outside its own folder, or to files that are missing."""
+    path = Path(path)
+    description = description if description is not None else describe(path)
+    for entry in description.get("details", {}).get("external_data", []):
+        location = entry["location"]
+        if outside_folder(location, path.parent):
+            raise InputError(f"{path} reads external weights from {location!r}, outside the model's folder",
+                             hint="a model's external data must sit beside it; move the files there "
+                                  "and re-export with relative locations")
+        if not (path.parent / location).is_file():
+            raise InputError(f"{path} reads external weights from {location!r}, which is missing",
+                             hint="copy the external data files along with the model")
+
+
 def _class_count(node: dict) -> int | None:
     """Number of class labels a classifier node declares (classlabels_* attributes)."""
     for attr_bytes in node.get(5, []):
@@ -192,12 +233,17 @@ def _read_model(data: bytes) -> dict:
 
     graph = pb.parse(pb.first(model, 7))
     initializer_names = set()
-    external = False
+    external: dict[str, int] = {}  # file -> bytes the model reads from it
+    initializer_bytes = 0
     for tensor_bytes in graph.get(5, []):
         tensor = pb.parse(tensor_bytes)
         initializer_names.add(pb.decode_string(pb.first(tensor, 8)))
-        if pb.first(tensor, 14, 0) == 1:
-            external = True
+        size = _tensor_bytes(tensor)
+        initializer_bytes += size
+        if pb.first(tensor, 14, 0) == 1:  # data_location EXTERNAL
+            entries = pb.string_map(tensor.get(13))
+            location = entries.get("location", "")
+            external[location] = external.get(location, 0) + int(entries.get("length") or size)
     if external:
         warnings.append("some weights are stored in external data files beside the model; keep them together")
 
@@ -255,11 +301,13 @@ def _read_model(data: bytes) -> dict:
     result["outputs"] = outputs
     details = {
         "ir_version": ir_version,
+        "opsets": {o["domain"]: o["version"] for o in opsets},
         "opset_import": opsets,
         "graph_name": pb.decode_string(pb.first(graph, 2), strict=False),
         "node_count": sum(op_types.values()),
         "op_types": dict(sorted(op_types.items())),
         "initializer_count": len(initializer_names),
+        "initializer_bytes": initializer_bytes,
         "metadata_props": pb.string_map(model.get(14)),
     }
     domain = pb.decode_string(pb.first(model, 4), strict=False)
@@ -272,6 +320,8 @@ def _read_model(data: bytes) -> dict:
         details["doc_string"] = doc[:500]
     if 25 in model:
         details["local_functions"] = len(model[25])
+    if external:
+        details["external_data"] = [{"location": k, "bytes": v} for k, v in sorted(external.items())]
     result["details"] = details
     if not inputs:
         warnings.append("the graph declares no inputs")
@@ -289,11 +339,13 @@ def describe(path: Path) -> dict:
     if not data:
         raise InputError(f"{path} is empty; expected an ONNX model", hint=_HINT_CORRUPT)
     try:
-        return _read_model(data)
+        description = _read_model(data)
     except (ValueError, KeyError, IndexError, TypeError, struct.error, RecursionError) as exc:
         raise InputError(
             f"{path} is not a readable ONNX model ({len(data)} bytes): {exc}", hint=_HINT_CORRUPT
         ) from exc
+    check_external_data(path, description)
+    return description
 
 
 # -------------------------------------------------------------------- load / save
@@ -313,12 +365,16 @@ def load(path: Path, *, trust: bool = False, **options):
     """onnx.load + the ONNX checker; a model the checker rejects is an input error."""
     onnx = _import_onnx()
     path = Path(path)
+    check_external_data(path)
     try:
         # The path form of check_model also handles models with external data.
         onnx.checker.check_model(str(path))
         return onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError...
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        repaired = _ir3_without_initializer_inputs(onnx, path, reason)
+        if repaired is not None:
+            return repaired
         raise InputError(f"{path} is not a valid ONNX model: {reason}", hint=_HINT_CORRUPT) from exc
 
 
@@ -330,6 +386,24 @@ def _in_stable_order(model) -> None:
     for domain, version in opsets:
         entry = model.opset_import.add()
         entry.domain, entry.version = domain, version
+def _ir3_without_initializer_inputs(onnx, path: Path, reason: str):
+    """IR 3 wanted every initializer listed as a graph input too; early Keras and PyTorch
+    exporters skipped that, which IR 4 made legal. Such a model loads as IR 4 (what
+    onnxruntime does with it), with a note; anything else stays an input error."""
+    if "in initializer but not in graph input" not in reason:
+        return None
+    from mlconvert.formats import Loaded
+
+    model = onnx.load(str(path))
+    if model.ir_version >= 4:
+        return None
+    model.ir_version = 4
+    try:
+        onnx.checker.check_model(model)
+    except Exception:
+        return None
+    return Loaded(model, ("an IR 3 model whose weights are not listed among its inputs (IR 4 allows it); "
+                          "read as IR 4",))
 
 
 def save(model, path: Path) -> None:
@@ -361,21 +435,72 @@ _ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(
                "tensor(bool)": "bool", "tensor(string)": "object"}
 
 
+class _ReferenceSession:
+    """onnx's reference evaluator behind onnxruntime's session interface: it runs the
+    operator versions onnxruntime no longer implements (opset < 7)."""
+
+    def __init__(self, path: Path):
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        model = onnx.load(str(path))
+        self.evaluator = ReferenceEvaluator(model)
+        initializers = {t.name for t in model.graph.initializer}
+        self.inputs = [_Arg(vi) for vi in model.graph.input if vi.name not in initializers]
+        self.outputs = [_Arg(vi) for vi in model.graph.output]
+
+    def get_inputs(self):
+        return self.inputs
+
+    def get_outputs(self):
+        return self.outputs
+
+    def run(self, names, feed):
+        return self.evaluator.run(names, feed)
+
+
+class _Arg:
+    """A graph input or output as onnxruntime describes it (name, type, shape)."""
+
+    def __init__(self, vi):
+        tensor = vi.type.tensor_type
+        name = ELEM_TYPES.get(tensor.elem_type, "float32")
+        self.name = vi.name
+        self.type = {"float32": "tensor(float)", "float64": "tensor(double)"}.get(name, f"tensor({name})")
+        self.shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
+
+
+def _session(path: Path):
+    """An onnxruntime session; onnx's reference evaluator where onnxruntime has dropped
+    the kernels of the model's (old) operator versions."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    # One thread: onnxruntime splits tree sums across threads, and the summation order
+    # would change the verification figures (and so the provenance bytes) with the core count.
+    options.intra_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), ()
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "NOT_IMPLEMENTED" not in first:
+            raise InputError(f"onnxruntime cannot load {path}: {first}") from exc
+        try:
+            session = _ReferenceSession(path)
+        except Exception as ref_exc:
+            raise InputError(f"neither onnxruntime nor onnx's reference evaluator can run {path}: {first}",
+                             hint="convert it to a newer opset first: mlconvert IN OUT.onnx --opset 13") from ref_exc
+        return session, (f"onnxruntime cannot run this model ({first}); it ran in onnx's reference evaluator",)
+
+
 class OnnxPredictor(Predictor):
     def __init__(self, path: Path):
-        import onnxruntime
-
         self.path = Path(path)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        # One thread: onnxruntime splits tree sums across threads, and the summation order
-        # would change the verification figures (and so the provenance bytes) with the core count.
-        options.intra_op_num_threads = 1
-        try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise InputError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from exc
+        self.session, self.notes = _session(self.path)
         inputs = self.session.get_inputs()
+        # A batch size fixed in the graph (old exporters wrote 1): rows go through in slices.
+        self.batch = fixed_batch([list(i.shape or []) for i in inputs])
         # Neural networks take named inputs of any rank and dtype; classic models one matrix.
         self.specs = [{"name": i.name, "dtype": _ONNX_TYPES.get(i.type, "float32"),
                        "shape": [d if isinstance(d, int) else None for d in (i.shape or [])]} for i in inputs]
@@ -389,7 +514,9 @@ class OnnxPredictor(Predictor):
 
     def input_specs(self):
         classic = len(self.specs) == 1 and self.input.type in _ONNX_FLOAT_TYPES and len(self.specs[0]["shape"]) == 2
-        return None if classic else [dict(s) for s in self.specs]
+        # A fixed batch size is not the number of rows to verify with: predict() slices.
+        return None if classic else [dict(s, shape=[None, *s["shape"][1:]]) if self.batch else dict(s)
+                                     for s in self.specs]
 
     def predict(self, X):
         import numpy as np
@@ -397,15 +524,18 @@ class OnnxPredictor(Predictor):
         if isinstance(X, dict) or len(self.specs) != 1:  # named inputs in, outputs by name out
             feed = named_inputs(X, self.specs)
             feed = {s["name"]: np.asarray(feed[s["name"]]).astype(s["dtype"]) for s in self.specs}
-            results = self.session.run(None, feed)
+            results = self._run(feed)
             named = dict(zip(self.output_names, results))
             if all(s["shape"] == [None, 1] for s in self.specs):  # a classic model over a table's columns
                 named.update(self._classic(results))
             return named
-        results = self.session.run(None, {self.input.name: np.asarray(X, dtype=self.dtype)})
+        results = self._run({self.input.name: np.asarray(X, dtype=self.dtype)})
         # Every output by its name too (a one-input network fed a matrix); the classic keys win.
         named = {n: np.asarray(r) for n, r in zip(self.output_names, results) if not isinstance(r, list)}
         return {**named, **self._classic(results)}
+
+    def _run(self, feed: dict) -> list:
+        return run_in_batches(lambda part: self.session.run(None, part), feed, self.batch)
 
     def _classic(self, results):
         import numpy as np

@@ -207,3 +207,132 @@ PMML_DOC = """<?xml version="1.0" encoding="UTF-8"?>
   </TreeModel>
 </PMML>
 """
+
+
+# TensorFlow Lite (a FlatBuffer of the TFLite schema, built with the flatbuffers package)
+
+
+def tflite_bytes(weights_dtype: str = "float32", signature: bool = True) -> bytes:
+    """x[-1,4] -> FULLY_CONNECTED(w[3,4], b[3]) -> SOFTMAX -> y[-1,3]. `weights_dtype`
+    float16 adds the DEQUANTIZE a float16 file has; int8 gives w a quantization scale."""
+    import flatbuffers
+    import numpy as np
+
+    b = flatbuffers.Builder(1024)
+    types = {"float32": 0, "float16": 1, "int8": 9}
+
+    def ints(values):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependInt32(v)
+        return b.EndVector()
+
+    def offsets(items):
+        b.StartVector(4, len(items), 4)
+        for item in reversed(items):
+            b.PrependUOffsetTRelative(item)
+        return b.EndVector()
+
+    def floats(values):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependFloat32(v)
+        return b.EndVector()
+
+    def buffer(data: bytes | None):
+        vector = b.CreateByteVector(data) if data else None
+        b.StartObject(3)
+        if vector is not None:
+            b.PrependUOffsetTRelativeSlot(0, vector, 0)
+        return b.EndObject()
+
+    w = np.arange(12, dtype=weights_dtype if weights_dtype != "int8" else "int8").reshape(3, 4)
+    buffers = [buffer(None), buffer(w.tobytes()), buffer(np.zeros(3, dtype="float32").tobytes())]
+
+    def tensor(name, shape, dtype=0, buf=0, signature_shape=None, scale=None):
+        name_off, shape_off = b.CreateString(name), ints(shape)
+        sig_off = ints(signature_shape) if signature_shape else None
+        quant = None
+        if scale is not None:
+            scales = floats([scale])
+            b.StartObject(7)
+            b.PrependUOffsetTRelativeSlot(2, scales, 0)
+            quant = b.EndObject()
+        b.StartObject(10)
+        b.PrependUOffsetTRelativeSlot(0, shape_off, 0)
+        b.PrependInt8Slot(1, dtype, 0)
+        b.PrependUint32Slot(2, buf, 0)
+        b.PrependUOffsetTRelativeSlot(3, name_off, 0)
+        if quant is not None:
+            b.PrependUOffsetTRelativeSlot(4, quant, 0)
+        if sig_off is not None:
+            b.PrependUOffsetTRelativeSlot(7, sig_off, 0)
+        return b.EndObject()
+
+    tensors = [tensor("x", [1, 4], signature_shape=[-1, 4]),
+               tensor("w", [3, 4], types[weights_dtype], 1, scale=0.5 if weights_dtype == "int8" else None),
+               tensor("b", [3], 0, 2), tensor("fc", [1, 3], signature_shape=[-1, 3]),
+               tensor("y", [1, 3], signature_shape=[-1, 3])]
+    chain = [(0, [0, 1, 2], [3]), (1, [3], [4])]
+    codes_used = [9, 25]  # FULLY_CONNECTED, SOFTMAX
+    if weights_dtype == "float16":
+        tensors.append(tensor("w32", [3, 4]))
+        chain = [(2, [1], [5]), (0, [0, 5, 2], [3]), (1, [3], [4])]
+        codes_used.append(6)  # DEQUANTIZE
+
+    def operator(code_index, inputs, outputs):
+        ins, outs = ints(inputs), ints(outputs)
+        b.StartObject(14)
+        b.PrependUint32Slot(0, code_index, 0)
+        b.PrependUOffsetTRelativeSlot(1, ins, 0)
+        b.PrependUOffsetTRelativeSlot(2, outs, 0)
+        return b.EndObject()
+
+    operators = [operator(*op) for op in chain]
+
+    def opcode(code):
+        b.StartObject(4)
+        b.PrependInt8Slot(0, code, 0)
+        b.PrependInt32Slot(2, 1, 1)
+        b.PrependInt32Slot(3, code, 0)
+        return b.EndObject()
+
+    codes = [opcode(c) for c in codes_used]
+    tensors_vec, ops_vec = offsets(tensors), offsets(operators)
+    inputs_vec, outputs_vec, name = ints([0]), ints([4]), b.CreateString("main")
+    b.StartObject(5)
+    b.PrependUOffsetTRelativeSlot(0, tensors_vec, 0)
+    b.PrependUOffsetTRelativeSlot(1, inputs_vec, 0)
+    b.PrependUOffsetTRelativeSlot(2, outputs_vec, 0)
+    b.PrependUOffsetTRelativeSlot(3, ops_vec, 0)
+    b.PrependUOffsetTRelativeSlot(4, name, 0)
+    subgraph = b.EndObject()
+
+    def tensor_map(label, index):
+        label_off = b.CreateString(label)
+        b.StartObject(2)
+        b.PrependUOffsetTRelativeSlot(0, label_off, 0)
+        b.PrependUint32Slot(1, index, 0)
+        return b.EndObject()
+
+    signatures = None
+    if signature:
+        sig_in, sig_out = offsets([tensor_map("features", 0)]), offsets([tensor_map("probs", 4)])
+        key = b.CreateString("serving_default")
+        b.StartObject(5)
+        b.PrependUOffsetTRelativeSlot(0, sig_in, 0)
+        b.PrependUOffsetTRelativeSlot(1, sig_out, 0)
+        b.PrependUOffsetTRelativeSlot(2, key, 0)
+        signatures = offsets([b.EndObject()])
+    codes_vec, subgraphs_vec, buffers_vec = offsets(codes), offsets([subgraph]), offsets(buffers)
+    description = b.CreateString("tests")
+    b.StartObject(8)
+    b.PrependUint32Slot(0, 3, 0)
+    b.PrependUOffsetTRelativeSlot(1, codes_vec, 0)
+    b.PrependUOffsetTRelativeSlot(2, subgraphs_vec, 0)
+    b.PrependUOffsetTRelativeSlot(3, description, 0)
+    b.PrependUOffsetTRelativeSlot(4, buffers_vec, 0)
+    if signatures is not None:
+        b.PrependUOffsetTRelativeSlot(7, signatures, 0)
+    b.Finish(b.EndObject(), file_identifier=b"TFL3")
+    return bytes(b.Output())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from format_samples import PMML_DOC, coreml_spec, onnx_classifier_bytes
+from format_samples import PMML_DOC, coreml_spec, onnx_classifier_bytes, tflite_bytes
 from mlconvert import formats
 from mlconvert.errors import InputError
 
@@ -40,6 +40,7 @@ BUILT_SAMPLES = {  # format id -> (file name, bytes)
     "onnx": ("model.onnx", onnx_classifier_bytes),
     "coreml": ("model.mlmodel", coreml_spec),
     "pmml": ("model.pmml", lambda: PMML_DOC.encode("utf-8")),
+    "tflite": ("model.tflite", tflite_bytes),
 }
 
 DESCRIBE_KEYS = {"flavor", "kind", "producer", "producer_version", "n_features", "n_classes", "inputs", "outputs",

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 # Edge modules in mlconvert.edges, imported when the graph is first needed. A module
 # that fails to import is a bug in mlconvert and fails loudly (exit 1).
 _EDGE_MODULES = ("via_skl2onnx", "via_onnxmltools", "xgboost_native", "lightgbm_native", "catboost_native",
-                 "via_tf2onnx", "keras_native", "via_coremltools", "translate_trees")
+                 "via_tf2onnx", "keras_native", "via_coremltools", "translate_trees", "onnx_tools", "via_tflite",
+                 "via_onnx2tf")
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,10 @@ class Edge:
         problems = [p for p in (r.problem() for r in self.requires) if p]
         return "; ".join(problems) or None
 
-    def tolerance_for(self, options: dict) -> Tolerance | None:
-        """The tolerance this step declares under these conversion options."""
+    def tolerance_for(self, options: dict | None) -> Tolerance | None:
+        """The tolerance this edge declares for a run with these options."""
         for option, tolerance in self.option_tolerances:
-            if options.get(option):
+            if (options or {}).get(option):
                 return tolerance
         return self.tolerance
 
