@@ -166,6 +166,7 @@ def discover(root: Path, targets: list[str], out: Path, include: tuple[str, ...]
                 continue
             if _special(path):  # a pipe would block detection here, in the parent, before any timeout
                 skipped.append({"source": rel, "reason": "not a regular file (a pipe, device or socket)"})
+                continue
             if _is_recorded(name):
                 skipped.append({"source": rel, "reason": "recorded predictions or inputs of a model beside it"})
                 continue
