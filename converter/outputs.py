@@ -23,6 +23,17 @@ from typing import Iterator
 
 from mlconvert.errors import UsageError
 
+SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file is when it is neither a regular file, a folder nor a link, in words."""
+    for test, words in SPECIAL_KINDS:
+        if test(mode):
+            return words
+    return None
+
 
 def sha256_of(path: Path) -> str:
     """sha256 of a file, or of a directory's files (relative names and contents, sorted)."""
@@ -77,7 +88,6 @@ def check_target(path: Path) -> os.stat_result | None:
     info = _lstat(Path(path))
     if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)
                                  or stat.S_ISLNK(info.st_mode)):
-        from mlconvert.formats import special_kind
 
         raise UsageError(f"{path} is {special_kind(info.st_mode) or 'a special file'}; "
                          "mlconvert replaces only files and model folders",

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Literal
 
 from mlconvert import probe
 from mlconvert.errors import InputError, UsageError
+from mlconvert.outputs import special_kind  # noqa: F401  (batch and Source use it from here)
 
 HEAD_SIZE = 4096
 
@@ -234,18 +235,6 @@ def by_extension(path: Path) -> Format | None:
             if name.endswith(ext) and (best is None or len(ext) > best[0]):
                 best = (len(ext), fmt)
     return best[1] if best else None
-
-
-SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def special_kind(mode: int) -> str | None:
-    """What a file is when it is neither a regular file, a folder nor a link, in words."""
-    for test, words in SPECIAL_KINDS:
-        if test(mode):
-            return words
-    return None
 
 
 def path_problem(exc: OSError) -> str:
