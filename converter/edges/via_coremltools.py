@@ -143,7 +143,12 @@ def to_coreml(source: Source, dst: Path, ctx: StepContext) -> dict:
     for out in list(spec.description.output):
         new = graph_names.get(out.name)
         if new and new != out.name:
-            _rename_output(ct, spec, out.name, new)
+            try:
+                _rename_output(ct, spec, out.name, new)
+            except ValueError as exc:  # e.g. an ONNX output named "3" is not a valid Core ML name
+                raise ConversionError(f"coremltools cannot give output {out.name!r} the source's name {new!r}: {exc}",
+                                      hint="Core ML feature names must be identifiers; rename the output in the source"
+                                      ) from exc
     if not package:
         _declare_output_shapes(spec, serving.output_specs)
     # Same input, same bytes: no conversion date in the output.
