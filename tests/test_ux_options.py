@@ -66,7 +66,7 @@ def test_a_sample_that_does_not_parse_is_refused_up_front(cli, fixtures, tmp_pat
     readme = tmp_path / "README.md"
     readme.write_text("# not data\n")
     r = cli(fixtures / "sklearn_logreg_iris.pkl", tmp_path / "m.onnx", "--sample", readme)
-    assert r.code == 2 and "must be .npy, .npz (named arrays), .csv or .tsv" in r.err, r
+    assert r.code == 2 and "must be .npy, .npz (named arrays), .csv, .tsv or an ONNX TensorProto" in " ".join(r.err.split()), r
     broken = tmp_path / "broken.npy"
     broken.write_bytes(b"\x93NUMPY garbage")
     r = cli(fixtures / "sklearn_logreg_iris.pkl", tmp_path / "m.onnx", "--sample", broken)
