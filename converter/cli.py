@@ -24,8 +24,8 @@ from mlconvert.options import (FormatChoice, conversion_options, expected_option
 INTERRUPTED = 130
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()) + (
     f"\n  {INTERRUPTED}  interrupted (a batch continues with --resume)"
-    "\n\n\bmlconvert IN OUT is short for mlconvert convert IN OUT; a file named like a"
-    "\ncommand is written ./plan."
+    "\n\n\bmlconvert IN OUT is short for mlconvert convert IN OUT (write ./plan for a"
+    "\nfile named like a command)."
 )
 
 

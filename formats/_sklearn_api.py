@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from mlconvert.errors import InputError
+from mlconvert.errors import ConversionError, InputError
 from mlconvert.predict import Predictor, column
 
 
@@ -67,9 +67,7 @@ class EstimatorPredictor(Predictor):
         if not self.n_features and getattr(model, "feature_names_", None):  # CatBoost
             self.n_features = len(model.feature_names_)
         if not self.n_features:
-            from mlconvert.edges import n_features_of  # looks through wrappers
-
-            try:
+            try:  # n_features_of looks through wrappers
                 self.n_features = n_features_of(model)
             except Exception:
                 self.n_features = None
@@ -361,3 +359,38 @@ def predictor_for(obj) -> Predictor:
     if hasattr(obj, "predict") or (hasattr(obj, "transform") and hasattr(obj, "get_params")):
         return EstimatorPredictor(obj)
     raise InputError(f"cannot run a {module}.{type(obj).__name__} object to verify it")
+
+
+def n_features_of(model) -> int:
+    """How many input columns a fitted model takes."""
+    if getattr(model, "n_features_in_", None):
+        return int(model.n_features_in_)
+    if hasattr(model, "num_features"):  # xgboost.Booster
+        return int(model.num_features())
+    if hasattr(model, "num_feature"):  # lightgbm.Booster
+        return int(model.num_feature())
+    coef = getattr(model, "coef_", None)  # linear models pickled before n_features_in_ existed
+    if coef is not None:
+        return int(coef.shape[-1])
+    for attr in ("n_features_", "n_features"):  # what scikit-learn < 1.0 recorded
+        value = getattr(model, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    # Wrappers (sklearn2pmml's PMMLPipeline, decorators) record the columns they were
+    # fitted on, or leave it to the step that reads the input.
+    for attr in ("feature_names_in_", "active_fields"):
+        names = getattr(model, attr, None)
+        if names is not None and len(names):
+            return len(names)
+    for inner in [step for _, step in getattr(model, "steps", None) or []][:1] + [
+            getattr(model, attr, None) for attr in ("transformer_", "selector", "estimator_")]:
+        if inner is not None and not isinstance(inner, str):
+            try:
+                return n_features_of(inner)
+            except Exception:
+                pass
+    raise ConversionError(
+        f"{type(model).__name__} does not record how many features it takes "
+        "(no n_features_in_, feature names, or first step that records them)",
+        hint="the ONNX input's width cannot be told from this model; please report it with the file",
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from mlconvert import plugins, probe
+from mlconvert.formats._sklearn_api import n_features_of  # noqa: F401  (the edges' import of it)
 
 if TYPE_CHECKING:
     from mlconvert.formats import Source
@@ -181,40 +182,3 @@ def resave(source: Source, dst: Path, ctx: StepContext) -> None:
     except (OSError, ValueError, TypeError, RuntimeError) as exc:  # the library's own save refused
         raise ConversionError(f"{type(model).__name__} could not be saved as {target.title}: "
                               f"{type(exc).__name__}: {exc}") from exc
-
-
-def n_features_of(model) -> int:
-    """How many input columns a fitted model takes."""
-    if getattr(model, "n_features_in_", None):
-        return int(model.n_features_in_)
-    if hasattr(model, "num_features"):  # xgboost.Booster
-        return int(model.num_features())
-    if hasattr(model, "num_feature"):  # lightgbm.Booster
-        return int(model.num_feature())
-    coef = getattr(model, "coef_", None)  # linear models pickled before n_features_in_ existed
-    if coef is not None:
-        return int(coef.shape[-1])
-    for attr in ("n_features_", "n_features"):  # what scikit-learn < 1.0 recorded
-        value = getattr(model, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    # Wrappers (sklearn2pmml's PMMLPipeline, decorators) record the columns they were
-    # fitted on, or leave it to the step that reads the input.
-    for attr in ("feature_names_in_", "active_fields"):
-        names = getattr(model, attr, None)
-        if names is not None and len(names):
-            return len(names)
-    for inner in [step for _, step in getattr(model, "steps", None) or []][:1] + [
-            getattr(model, attr, None) for attr in ("transformer_", "selector", "estimator_")]:
-        if inner is not None and not isinstance(inner, str):
-            try:
-                return n_features_of(inner)
-            except Exception:
-                pass
-    from mlconvert.errors import ConversionError
-
-    raise ConversionError(
-        f"{type(model).__name__} does not record how many features it takes "
-        "(no n_features_in_, feature names, or first step that records them)",
-        hint="the ONNX input's width cannot be told from this model; please report it with the file",
-    )
