@@ -65,8 +65,8 @@ class DefaultGroup(_HelpOnStdout, click.Group):
     def mistyped(self, args: list[str]) -> str | None:
         """The command a first word was probably meant to be: a word that is no existing
         path and is close to a command name (`inpsect`, `fromats`), as git does."""
-        if not args or args[0] in self.commands or args[0].startswith("-") or Path(args[0]).exists():
-            return None
+        if not args or args[0] in self.commands or args[0].startswith("-") or os.path.exists(args[0]):
+            return None  # (os.path.exists: a name too long to exist is no path, not an OSError)
         if args[0] == "version":
             return "--version"
         if "/" in args[0] or "." in args[0] or os.sep in args[0]:

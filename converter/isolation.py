@@ -133,8 +133,7 @@ def _outcome(library: str, path: Path, limits: Limits, code: int, payload: bytes
     if code == 0 and isinstance(result, dict):
         error = result.get("error")
         if error:
-            cls = _ERRORS.get(error.get("class"), InputError)
-            raise cls(error.get("message", ""), hint=error.get("hint"))
+            raise _rebuilt(error)
         if result.get("refused"):
             raise InputError(f"the {library} library cannot read {path}: {result['refused']}",
                              hint="the file is corrupt or was made by an incompatible version")
@@ -164,7 +163,18 @@ def _outcome(library: str, path: Path, limits: Limits, code: int, payload: bytes
 def _error_classes() -> dict[str, type[MlconvertError]]:
     from mlconvert import errors
 
-    return {cls.__name__: cls for cls in errors.ERRORS}
+    return {cls.__name__: cls for cls in (*errors.ERRORS, errors.Unsupported)}
+
+
+def _rebuilt(error: dict) -> MlconvertError:
+    """The child's MlconvertError, as it was raised there (an Unsupported keeps what it names,
+    so a load refused for an unknown objective still ends as "no path")."""
+    cls = _ERRORS.get(error.get("class"), InputError)
+    exc = cls.__new__(cls)
+    MlconvertError.__init__(exc, error.get("message", ""), hint=error.get("hint"), details=error.get("details"))
+    if "unsupported" in exc.details:
+        exc.elements = list(exc.details["unsupported"])
+    return exc
 
 
 _ERRORS = _error_classes()
@@ -193,6 +203,14 @@ def preflight(source) -> None:
 
 
 # --- the child ---
+
+
+def _is_json(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _limit(memory_mb: int, cpu_seconds: int) -> None:
@@ -229,7 +247,9 @@ def _child(argv: list[str]) -> int:
             value = target(Path(path))
             message = {"value": value}
         except MlconvertError as exc:
-            message = {"error": {"class": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
+            details = exc.details if _is_json(exc.details) else {}
+            message = {"error": {"class": type(exc).__name__, "message": exc.message, "hint": exc.hint,
+                                 "details": details}}
         except MemoryError:
             message = {"memory": True}
             json.dump(message, out)

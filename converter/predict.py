@@ -58,6 +58,11 @@ class Predictor:
         """The values a categorical input feature takes, where the model records them."""
         return {}
 
+    def closed_features(self) -> set[int]:
+        """Categorical features whose recorded values are the only ones the model accepts
+        (it raises on any other), so verification inputs hold no unseen value there."""
+        return set()
+
     def missing_features(self) -> set[int]:
         """Features for which the model has a direction for a missing value (NaN), so
         verification inputs may hold one there."""

@@ -243,6 +243,7 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
     ranges = predictor.ranges()
     categories = {f: c for f, c in predictor.categories().items() if f < n and len(c)}
     missing = {f for f in predictor.missing_features() if f < n}
+    closed = predictor.closed_features()
     thresholds = {f: np.unique(np.asarray(t, dtype=np.float64)) for f, t in predictor.thresholds().items()
                   if len(t) and f < n and f not in categories}
     X = np.empty((rows, n))
@@ -251,8 +252,8 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
         if f in categories:
             known = np.asarray(sorted(categories[f]), dtype=np.float64)
             X[:, f] = rng.choice(known, rows)
-            # One value the model never saw (the next code after its categories).
-            X[rng.random(rows) < 1 / 16, f] = float(np.floor(known.max())) + 1.0
+            if f not in closed:  # one value the model never saw (the next code after its categories)
+                X[rng.random(rows) < 1 / 16, f] = float(np.floor(known.max())) + 1.0
         elif ts is not None and len(ts):
             lo, hi = ts.min(), ts.max()
             span = (hi - lo) or max(abs(hi), 1.0)
@@ -270,7 +271,8 @@ def synthetic_inputs(predictor: Predictor, rows: int = SYNTHETIC_ROWS):
             X[rng.random(rows) < 1 / 16, f] = np.nan
     parts = [f"{len(thresholds)} features with split thresholds"] if thresholds else []
     if categories:
-        parts.append(f"{len(categories)} categorical (their categories, one unseen)")
+        unseen = ", one unseen" if set(categories) - closed else ""
+        parts.append(f"{len(categories)} categorical (their categories{unseen})")
     if missing:
         parts.append(f"missing values in {len(missing)}")
     how = f"synthetic ({rows} rows, {', '.join(parts)})" if parts \

@@ -274,6 +274,19 @@ class EstimatorPredictor(Predictor):
             return set(range(self.n_features or 0))
         return set()
 
+    def closed_features(self) -> set[int]:
+        """Columns read by an encoder that raises on an unknown category, or by a domain
+        that raises outside its fitted values or interval."""
+        out = set()
+        for trans, cols in self._first_steps():
+            learnt = any(getattr(trans, a, None) is not None for a in ("categories_", "data_values_", "classes_"))
+            refuses = getattr(trans, "handle_unknown", "error") == "error" \
+                if not type(trans).__module__.startswith("sklearn2pmml") \
+                else getattr(trans, "invalid_value_treatment", None) == "return_invalid"
+            if (learnt and refuses) or _bounded_domain(trans):
+                out.update(cols)
+        return out
+
     def categories(self):
         import numpy as np
 

@@ -495,7 +495,7 @@ def _session(path: Path):
 
 
 class OnnxPredictor(Predictor):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, kind: str | None = None):
         self.path = Path(path)
         self.session, self.notes = _session(self.path)
         inputs = self.session.get_inputs()
@@ -510,7 +510,10 @@ class OnnxPredictor(Predictor):
         self.dtype = _ONNX_FLOAT_TYPES.get(self.input.type, "float32")
         outs = self.session.get_outputs()
         self.output_names = [o.name for o in outs]
-        self.kind = "classifier" if len(outs) >= 2 else "regressor"
+        self.classifier = len(outs) >= 2
+        # A network (no ai.onnx.ml operator) is compared output by output name; a classic
+        # model by what it predicts (label, probabilities, value).
+        self.kind = "neural-network" if kind == "neural-network" else "classifier" if self.classifier else "regressor"
 
     def input_specs(self):
         classic = len(self.specs) == 1 and self.input.type in _ONNX_FLOAT_TYPES and len(self.specs[0]["shape"]) == 2
@@ -540,7 +543,7 @@ class OnnxPredictor(Predictor):
     def _classic(self, results):
         import numpy as np
 
-        if self.kind == "classifier":
+        if self.classifier:
             label, proba = results[0], results[1]
             if isinstance(proba, list):  # ZipMap: a list of {class: probability}
                 keys = sorted(proba[0])
@@ -565,7 +568,7 @@ class OnnxPredictor(Predictor):
 
 
 def predictor(source, options: dict) -> Predictor:
-    return OnnxPredictor(source.path)
+    return OnnxPredictor(source.path, source.description.get("kind"))
 
 
 register_format(

@@ -86,6 +86,7 @@ def _seed_files(tmp: Path) -> dict[str, tuple[Path, Path]]:
     file("lightgbm", "m.txt", (FIXTURES / "lgbm_classifier_iris.txt").read_bytes()[:20000])
     file("catboost", "m.cbm", (FIXTURES / "catboost_classifier_iris.cbm").read_bytes())
     file("pmml", "m.pmml", samples.PMML_DOC.encode())
+    file("tflite", "m.tflite", samples.tflite_bytes())
     file("coreml", "m.mlmodel", samples.coreml_spec(user_defined={"mlconvert.source": "m.pkl"}))
     try:
         file("onnx", "m.onnx", samples.onnx_classifier_bytes())
@@ -140,7 +141,7 @@ CONTROL = {chr(c) for c in range(32) if chr(c) not in "\n\t"} | {chr(c) for c in
 
 
 @pytest.mark.parametrize("fmt", ["pickle", "xgboost", "lightgbm", "catboost", "onnx", "coreml", "pmml", "keras",
-                                 "keras-h5", "savedmodel"])
+                                 "keras-h5", "savedmodel", "tflite"])
 def test_inspect_survives_mutated_files(fmt, seeds, tmp_path):
     if fmt not in seeds:
         pytest.skip(f"no {fmt} seed here (its sample needs an optional package)")

@@ -22,11 +22,11 @@ def test_nothing_converts_to_pmml_in_one_line(cli, fixtures, tmp_path):
     assert len(r.err.splitlines()) == 2, r.err  # the error and its hint
 
 
-def test_onnx_is_a_target_format(cli, fixtures, tmp_path):
+def test_a_classic_onnx_model_is_not_taken_for_a_network(cli, fixtures, tmp_path):
     onnx = tmp_path / "m.onnx"
     assert cli(fixtures / "sklearn_logreg_iris.pkl", onnx, "-q").code == 0
-    r = cli(onnx, tmp_path / "m.mlmodel")
-    assert r.code == 4 and "mlconvert has no converter from onnx (ONNX is a target format here)" in r.err, r
+    r = cli(onnx, tmp_path / "m.keras")
+    assert r.code == 4 and "nothing converts onnx (onnx-ml) to keras" in r.err, r
 
 
 def test_keras_is_not_written_as_h5(cli, fixtures, tmp_path):
@@ -60,11 +60,11 @@ def test_explain_lists_every_edge_the_used_one_first(cli, fixtures, tmp_path):
 
 
 def test_an_edge_that_cannot_reach_the_target_is_not_called_usable_for_it(cli, fixtures, tmp_path):
-    r = cli("plan", fixtures / "keras_dense_iris.h5", tmp_path / "a.mlpackage", "--explain", "--json")
+    r = cli("plan", fixtures / "xgb_regressor_diabetes.ubj", tmp_path / "again.json", "--explain", "--json")
     assert r.code == 0, r
     edges = {e["edge"]: e for e in r.json["edges"]}
-    assert edges["tf2onnx-keras-h5"]["reason"] == "leads to onnx, from which nothing reaches coreml"
-    assert not edges["tf2onnx-keras-h5"]["relevant"]
+    assert edges["onnxmltools-xgboost"]["reason"] == "leads to onnx, from which nothing reaches xgboost"
+    assert not edges["onnxmltools-xgboost"]["relevant"]
 
 
 def _step(source, dst, ctx):
@@ -88,5 +88,5 @@ def test_install_advice_only_when_installing_opens_a_path():
 def test_formats_says_which_formats_are_targets_or_inspected_only(cli):
     r = cli("formats")
     assert r.code == 0, r
-    assert "pmml: inspected only (no edge reads or writes it)" in r.out
-    assert "onnx: a target only (no edge converts from it)" in r.out
+    assert "tflite: a target only (no edge converts from it)" in r.out
+    assert "onnx:" not in r.out  # read and written

@@ -208,4 +208,5 @@ for _name, _source, _flavor, _requires in (
         fidelity="exact splits (float32 thresholds chosen to decide as the source; --double keeps float64)",
         tolerance=_FLOAT32_SUMS,
         notes="mlconvert's own tree writer: every objective, categorical splits, linear trees, rf, --double",
+        options=("double", "opset"),
     ))
