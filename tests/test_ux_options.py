@@ -35,7 +35,7 @@ def test_fp16_is_reported_as_float16_compute(cli, fixtures, tmp_path):
 
 @pytest.mark.parametrize("model, out, option, applies", [
     ("sklearn_logreg_iris.pkl", "m.onnx", ["--fp16"], "keras → coreml"),
-    ("xgb_classifier_iris.json", "m.onnx", ["--double"], "pickle → onnx"),
+    ("xgb_classifier_iris.json", "m.pkl", ["--double"], "xgboost → onnx"),
     ("xgb_classifier_iris.json", "m.pkl", ["--opset", "15"], "xgboost → onnx"),
 ])
 def test_an_option_without_effect_is_a_usage_error(cli, fixtures, tmp_path, model, out, option, applies):
