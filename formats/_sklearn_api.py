@@ -400,7 +400,7 @@ def n_features_of(model) -> int:
         if inner is not None and not isinstance(inner, str):
             try:
                 return n_features_of(inner)
-            except Exception:
+            except ConversionError:  # this step does not record it either: try the next
                 pass
     raise ConversionError(
         f"{type(model).__name__} does not record how many features it takes "
